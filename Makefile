@@ -1,0 +1,26 @@
+# LLMflation Lab: `make lab` sets up and runs the main job, `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: lab install test models curve clean
+
+lab: install                     ## preflight, benchmark on this machine's profile, cost curve
+	$(PY) -m utils.lab
+
+install: $(VENV)/.installed      ## virtual environment with torch (CPU build without a GPU) and the kit
+
+$(VENV)/.installed: requirements.txt scripts/install_torch.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) scripts/install_torch.py
+	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	touch $@
+
+test: install                    ## unit tests and every notebook under nbval (offline profile)
+	$(PY) -m pytest
+
+models: install                  ## retrain the offline models (~50 min on 2 cores)
+	$(PY) -m utils.build_offline_models
+
+clean:
+	rm -rf $(VENV) .pytest_cache

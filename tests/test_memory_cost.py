@@ -1,0 +1,108 @@
+import math
+
+import pytest
+
+from utils.cost import (annual_decline, blended_cost_per_million, cost_per_million,
+                        expected_tokens_per_step, leviathan_speedup, roofline_fraction,
+                        roofline_tokens_per_s)
+from utils.data import gpu, historical_prices, model_configs
+from utils.memory import ModelShape, ModelTooLargeError, check_fits, predict_memory
+
+# Parameter counts published with the models (shared/reference/FACTS.md).
+PUBLISHED_B = {"Qwen/Qwen2.5-0.5B-Instruct": 0.494, "Qwen/Qwen2.5-7B-Instruct": 7.616,
+               "Qwen/Qwen2.5-14B-Instruct": 14.77, "Qwen/Qwen3-0.6B": 0.60, "Qwen/Qwen3-8B": 8.19,
+               "Qwen/Qwen3-14B": 14.77, "Qwen/Qwen3-32B": 32.76, "HuggingFaceTB/SmolLM2-135M": 0.135}
+
+
+def shape(name):
+    return ModelShape.from_config(model_configs()[name])
+
+
+@pytest.mark.parametrize("name, billions", PUBLISHED_B.items())
+def test_parameter_count_matches_published(name, billions):
+    assert shape(name).params / 1e9 == pytest.approx(billions, rel=0.01)
+
+
+def test_qwen25_7b_memory_by_precision():
+    s = shape("Qwen/Qwen2.5-7B-Instruct")
+    assert predict_memory(s, "bfloat16").weights_gb == pytest.approx(15.23, abs=0.01)
+    nf4 = predict_memory(s, "nf4").weights_gb
+    dq = predict_memory(s, "nf4-dq").weights_gb
+    assert nf4 == pytest.approx(5.85, abs=0.01)       # linear 4.5 bits, embeddings + head in fp16
+    # double quantization saves ~0.37 bit per quantized weight
+    assert (nf4 - dq) * 1e9 * 8 / s.linear_params == pytest.approx(0.373, abs=0.005)
+
+
+def test_kv_cache_grows_with_context_and_batch():
+    s = shape("Qwen/Qwen3-8B")
+    one = predict_memory(s, "bfloat16", context=4096).kv_cache_gb
+    # 2 (K,V) * 36 layers * 8 heads * 128 dims * 2 bytes = 147,456 bytes/token
+    assert one == pytest.approx(147456 * 4096 / 1e9)
+    assert predict_memory(s, "bfloat16", context=4096, batch=8).kv_cache_gb == pytest.approx(8 * one)
+
+
+def test_fp16_8b_refused_on_a_t4_with_both_numbers():
+    est = predict_memory(shape("Qwen/Qwen3-8B"), "float16", context=2048)
+    with pytest.raises(ModelTooLargeError) as err:
+        check_fits(est, 14.7, name="Qwen/Qwen3-8B")
+    assert "16." in str(err.value) and "14.7 GB" in str(err.value)
+    check_fits(predict_memory(shape("Qwen/Qwen3-8B"), "nf4", context=2048), 14.7)
+
+
+def test_unknown_precision_is_rejected():
+    with pytest.raises(ValueError, match="unknown precision"):
+        predict_memory(shape("Qwen/Qwen3-8B"), "int3")
+
+
+def test_cost_per_million_hand_computed():
+    # $2.99/h at 237 tok/s: 2.99 / (237 * 3600) * 1e6 = 3.5044
+    assert cost_per_million(2.99, 237) == pytest.approx(3.5044, abs=1e-4)
+    assert cost_per_million(0, 100) == 0.0
+
+
+@pytest.mark.parametrize("price", [-1, "abc", float("nan"), None])
+def test_bad_price_is_rejected(price):
+    with pytest.raises(ValueError, match="price per hour"):
+        cost_per_million(price, 100)
+
+
+def test_zero_throughput_is_rejected():
+    with pytest.raises(ValueError, match="tokens per second must be > 0"):
+        cost_per_million(1.0, 0)
+
+
+def test_blended_cost_states_its_ratio():
+    # 3 input tokens at 3000/s and 1 output at 100/s: 0.011 s per 4 tokens at $3.6/h
+    expected = 3.6 * (3 / 3000 + 1 / 100) / 3600 / 4 * 1e6
+    assert blended_cost_per_million(3.6, 3000, 100) == pytest.approx(expected)
+
+
+def test_roofline_qwen25_7b_matches_reference_figures():
+    s = shape("Qwen/Qwen2.5-7B-Instruct")
+    # FACTS.md: bf16 ~14.1 GB/token -> T4 23, H100 SXM 237 tok/s (weights only, GiB-ish rounding)
+    t4 = roofline_tokens_per_s(s, "bfloat16", gpu("T4")["bandwidth_gbs"])
+    h100 = roofline_tokens_per_s(s, "bfloat16", gpu("H100-SXM")["bandwidth_gbs"])
+    assert t4 == pytest.approx(320 / 15.23, rel=1e-3) and 20 < t4 < 23
+    assert 215 < h100 < 240
+    assert roofline_tokens_per_s(s, "nf4", 320) > 2.5 * t4
+    assert roofline_fraction(10, t4) == pytest.approx(10 / t4)
+
+
+def test_leviathan_formulas():
+    assert expected_tokens_per_step(0.0, 4) == 1.0
+    assert expected_tokens_per_step(1.0, 4) == 5.0
+    assert expected_tokens_per_step(0.8, 4) == pytest.approx((1 - 0.8 ** 5) / 0.2)
+    assert leviathan_speedup(0.8, 4, 0.05) == pytest.approx((1 - 0.8 ** 5) / 0.2 / 1.2)
+    with pytest.raises(ValueError):
+        expected_tokens_per_step(1.2, 4)
+
+
+def test_annual_decline_recovers_ten_x_from_seed_points():
+    seed = [(p["date"], p["usd_per_million_tokens"]) for p in historical_prices()
+            if p["series"].startswith("10x")]
+    assert annual_decline(seed) == pytest.approx(10, rel=0.01)
+    a16z = [(p["date"], p["usd_per_million_tokens"]) for p in historical_prices()
+            if p["series"].startswith("a16z")]
+    assert annual_decline(a16z) == pytest.approx(10, rel=0.02)   # 1000x in 3 years
+    with pytest.raises(ValueError):
+        annual_decline([("2024-01-01", 1.0)])

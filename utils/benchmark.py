@@ -1,0 +1,175 @@
+"""The kit's headless benchmark: every technique of the workshop, measured and recorded.
+
+    python -m utils.benchmark                      # profile chosen from the hardware
+    python -m utils.benchmark --profile offline    # the embedded CPU profile
+    python -m utils.benchmark --random-weights     # real architecture, random weights (no download)
+
+Steps (each appended to the results store with its full context):
+
+1. ``larger baseline``   - the profile's baseline model in the compute dtype
+2. ``target``            - the target model in the compute dtype
+3. ``+ 4-bit``           - the target in NF4 (and every other profile precision)
+4. ``+ attention``       - eager vs SDPA prefill across prompt lengths
+5. ``+ speculative``     - assisted generation with the draft, per draft length
+6. ``+ batching``        - throughput across batch sizes
+
+Results measured with ``--random-weights`` are labelled so in every record;
+their speed and memory are real, their quality figures are meaningless and are
+not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from .hardware import Hardware, detect_hardware
+from .loading import Loaded, free, load_model
+from .measure import measure_generation
+from .memory import BYTES_16
+from .profiles import Profile, load_profile
+from .quality import completion_items, exact_match, heldout_text, perplexity
+from .quiet import quiet_transformers
+from .results import ResultsStore, run_context
+from .speculative import AcceptanceRecorder, set_draft_length
+
+PPL_TOKENS = 4096      # held-out tokens scored for perplexity
+EM_ITEMS = 20          # next-line completion questions
+
+
+class Bench:
+    """Runs the steps for one profile on one machine, appending to one store."""
+
+    def __init__(self, profile: Profile, hw: Hardware, store: ResultsStore,
+                 random_weights: bool = False, log=print):
+        self.profile, self.hw, self.store = profile, hw, store
+        self.random_weights, self.log = random_weights, log
+        self.text = heldout_text()
+        self.context = run_context(hw)  # one context for the whole run
+
+    def load(self, role: str, precision: str | None = None, attn: str = "sdpa") -> Loaded:
+        ref = getattr(self.profile, role)
+        return load_model(ref, precision, attn_implementation=attn, hw=self.hw,
+                          random_weights=self.random_weights)
+
+    def record(self, step: str, loaded: Loaded, metrics: dict, **settings) -> None:
+        settings = dict(loaded.settings(), role=settings.pop("role", None),
+                        profile=self.profile.name, **settings)
+        self.store.append("benchmark", step=step, settings=settings, metrics=metrics,
+                          context=self.context)
+
+    def generation(self, loaded: Loaded, *, prompt_tokens: int | None = None, batch: int = 1,
+                   **generate_kwargs):
+        p = self.profile
+        return measure_generation(
+            loaded.model, loaded.tokenizer, self.text,
+            prompt_tokens=prompt_tokens or p.prompt_tokens[0], new_tokens=p.new_tokens,
+            batch=batch, warmup=p.warmup, repeats=p.repeats, device=self.hw.device,
+            **generate_kwargs)
+
+    def quality(self, loaded: Loaded) -> dict:
+        if self.random_weights:
+            return {}
+        ppl = perplexity(loaded.model, loaded.tokenizer, self.text, max_tokens=PPL_TOKENS,
+                         device=self.hw.device)
+        em = exact_match(loaded.model, loaded.tokenizer, completion_items(self.text, EM_ITEMS),
+                         device=self.hw.device)
+        return dict(ppl.as_dict(), exact_match=em, exact_match_items=EM_ITEMS)
+
+    # --- the steps -------------------------------------------------------
+    def model_at(self, step: str, role: str, precision: str | None) -> None:
+        loaded = self.load(role, precision)
+        m = self.generation(loaded)
+        self.record(step, loaded, dict(m.as_dict(), **self.quality(loaded)), role=role)
+        self.log(f"[{step}] {loaded.ref.id} {loaded.precision}: "
+                 f"{m.decode_tok_s.median:.1f} decode tok/s, peak {m.peak_memory_gb:.2f} GB")
+        free(loaded)
+
+    def attention(self) -> None:
+        for attn in self.profile.attention:
+            if attn == "flash_attention_2" and not self.hw.flash_attn_usable:
+                self.log(f"[+ attention] skipping {attn}: not usable on this machine")
+                continue
+            loaded = self.load("target", None, attn)
+            for n in self.profile.prompt_tokens:
+                m = self.generation(loaded, prompt_tokens=n)
+                self.record("+ attention", loaded, m.as_dict(), role="target")
+                self.log(f"[+ attention] {attn} prompt {n}: prefill {m.prefill_s.median * 1e3:.1f} ms")
+            free(loaded)
+
+    def speculative(self) -> None:
+        target = self.load("target")
+        draft = self.load("draft", target.precision if target.precision in BYTES_16 else None)
+        for gamma in self.profile.draft_lengths:
+            set_draft_length(draft.model, gamma)
+            m = self.generation(target, assistant_model=draft.model)
+            with AcceptanceRecorder(target.model) as rec:
+                self.generation_once(target, draft)
+            self.record("+ speculative", target, dict(m.as_dict(), acceptance=rec.stats.as_dict()),
+                        role="target", draft=draft.ref.id, draft_length=gamma)
+            self.log(f"[+ speculative] draft length {gamma}: {m.e2e_tok_s.median:.1f} tok/s, "
+                     f"acceptance {rec.stats.acceptance_rate:.0%}")
+        free(draft)
+        free(target)
+
+    def generation_once(self, target: Loaded, draft: Loaded) -> None:
+        import torch
+
+        from .measure import make_inputs
+        inputs = make_inputs(target.tokenizer, self.text, self.profile.prompt_tokens[0],
+                             device=self.hw.device)
+        with torch.inference_mode():
+            target.model.generate(**inputs, assistant_model=draft.model, do_sample=False,
+                                  max_new_tokens=self.profile.new_tokens,
+                                  pad_token_id=target.tokenizer.pad_token_id)
+
+    def batching(self) -> None:
+        loaded = self.load("target")
+        for b in self.profile.batch_sizes:
+            m = self.generation(loaded, batch=b)
+            self.record("+ batching", loaded, m.as_dict(), role="target")
+            self.log(f"[+ batching] batch {b}: {m.e2e_tok_s.median:.1f} tok/s")
+        free(loaded)
+
+    def run(self, steps: list[str]) -> None:
+        if "baseline" in steps:
+            self.model_at("larger baseline", "baseline", None)
+        if "precision" in steps:
+            self.model_at("target", "target", None)
+            for prec in self.profile.precisions:
+                if prec not in BYTES_16:
+                    self.model_at("+ 8-bit" if prec == "int8" else "+ 4-bit", "target", prec)
+        if "attention" in steps:
+            self.attention()
+        if "speculative" in steps:
+            self.speculative()
+        if "batching" in steps:
+            self.batching()
+
+
+STEPS = ["baseline", "precision", "attention", "speculative", "batching"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Run the LLMflation Lab benchmark headless.")
+    parser.add_argument("--profile", help="profile name (default: $LLMFLATION_PROFILE or auto)")
+    parser.add_argument("--results", help="results file (default: results/my_results.jsonl)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="build each model from its config with random weights (no download)")
+    parser.add_argument("--steps", nargs="+", choices=STEPS, default=STEPS)
+    args = parser.parse_args(argv)
+
+    quiet_transformers()
+    hw = detect_hardware()
+    profile = load_profile(args.profile, hw)
+    store = ResultsStore(args.results)
+    print(f"hardware: {hw.summary()}\nprofile:  {profile.name} - {profile.description}\n"
+          f"results:  {store.path}" + ("\nRANDOM WEIGHTS: speed and memory only" if args.random_weights else ""))
+    start = time.perf_counter()
+    Bench(profile, hw, store, random_weights=args.random_weights).run(args.steps)
+    print(f"done in {time.perf_counter() - start:.0f}s; results in {store.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

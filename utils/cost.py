@@ -1,0 +1,115 @@
+"""Cost arithmetic, each function one stated formula.
+
+* $/1M tokens = $/hour / (tokens/s * 3600) * 1e6
+* blended $/1M = $/hour * (input/prefill_rate + output/decode_rate) / 3600
+  / (input + output) * 1e6, for a stated input:output token ratio
+* roofline (bandwidth-bound decode): tokens/s <= batch * bandwidth / bytes read
+  per step, bytes = weights + KV cache of the whole batch
+* Leviathan et al. (2023): expected tokens per target call
+  (1 - a^(g+1)) / (1 - a); wall-time speedup (1 - a^(g+1)) / ((1 - a)(g*c + 1))
+* annual decline: least-squares fit of log10(price) on years; factor per year
+  = 10^(-slope)
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+from .memory import GB, ModelShape, predict_memory
+
+
+def _number(name: str, value, *, allow_zero: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+def cost_per_million(price_per_hour: float, tokens_per_s: float) -> float:
+    """Dollars per 1M tokens at ``price_per_hour`` producing ``tokens_per_s``."""
+    price = _number("price per hour", price_per_hour)
+    rate = _number("tokens per second", tokens_per_s, allow_zero=False)
+    return price / (rate * 3600) * 1e6
+
+
+def blended_cost_per_million(price_per_hour: float, prefill_tok_s: float, decode_tok_s: float,
+                             input_tokens: int = 3, output_tokens: int = 1) -> float:
+    """Dollars per 1M tokens (input + output) for a stated input:output ratio (default 3:1)."""
+    price = _number("price per hour", price_per_hour)
+    p = _number("prefill tokens per second", prefill_tok_s, allow_zero=False)
+    d = _number("decode tokens per second", decode_tok_s, allow_zero=False)
+    i = _number("input tokens", input_tokens)
+    o = _number("output tokens", output_tokens)
+    if i + o == 0:
+        raise ValueError("input and output tokens cannot both be zero")
+    seconds = i / p + o / d
+    return price * seconds / 3600 / (i + o) * 1e6
+
+
+def bytes_per_decode_step(shape: ModelShape, precision: str, *, batch: int = 1,
+                          context: int = 0, compute_dtype: str = "float16") -> float:
+    """Bytes read from memory per decode step: all weights once, plus every sequence's KV cache."""
+    est = predict_memory(shape, precision, batch=batch, context=context, compute_dtype=compute_dtype)
+    return est.total_gb * GB
+
+
+def roofline_tokens_per_s(shape: ModelShape, precision: str, bandwidth_gbs: float, *,
+                          batch: int = 1, context: int = 0, compute_dtype: str = "float16") -> float:
+    """Upper bound on decode tokens/s when memory bandwidth is the limit."""
+    bw = _number("bandwidth (GB/s)", bandwidth_gbs, allow_zero=False)
+    return batch * bw * 1e9 / bytes_per_decode_step(shape, precision, batch=batch, context=context,
+                                                     compute_dtype=compute_dtype)
+
+
+def roofline_fraction(measured_tok_s: float, roofline_tok_s: float) -> float:
+    """Measured decode rate as a fraction of the bandwidth roofline."""
+    return _number("measured tokens/s", measured_tok_s) / _number(
+        "roofline tokens/s", roofline_tok_s, allow_zero=False)
+
+
+def expected_tokens_per_step(alpha: float, gamma: int) -> float:
+    """Leviathan et al.: expected tokens produced per target forward pass."""
+    a = _number("acceptance rate", alpha)
+    if a > 1:
+        raise ValueError("acceptance rate must be <= 1")
+    if gamma < 1:
+        raise ValueError("draft length must be >= 1")
+    if a == 1:
+        return gamma + 1.0
+    return (1 - a ** (gamma + 1)) / (1 - a)
+
+
+def leviathan_speedup(alpha: float, gamma: int, cost_ratio: float) -> float:
+    """Leviathan et al.: expected wall-time speedup, with ``cost_ratio`` c = draft/target step time."""
+    c = _number("draft/target cost ratio", cost_ratio)
+    return expected_tokens_per_step(alpha, gamma) / (gamma * c + 1)
+
+
+def years_since(d: date | str, origin: date = date(2021, 1, 1)) -> float:
+    if isinstance(d, str):
+        d = date.fromisoformat(d[:10])
+    return (d - origin).days / 365.25
+
+
+def annual_decline(points: list[tuple[date | str, float]]) -> float:
+    """Factor by which price falls per year, from a least-squares fit of log10(price) on time.
+
+    ``points`` are (date, price) pairs; a result of 10 means 10x cheaper each year.
+    """
+    if len(points) < 2:
+        raise ValueError("need at least two (date, price) points")
+    xs = [years_since(d) for d, _ in points]
+    ys = [math.log10(_number("price", p, allow_zero=False)) for _, p in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        raise ValueError("points need at least two different dates")
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return 10 ** (-slope)

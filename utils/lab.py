@@ -1,0 +1,70 @@
+"""The main job: preflight, the benchmark on this machine's profile, your cost curve.
+
+    python -m utils.lab                       # what `make lab` runs
+    python -m utils.lab --profile offline     # force the embedded CPU profile
+    python -m utils.lab --notebooks           # also execute every solved notebook headless
+
+Writes results/my_results.jsonl (appended), results/cost_curve.csv and
+results/cost_curve.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import benchmark, curve, preflight
+from .data import gpu
+from .hardware import detect_hardware
+from .profiles import load_profile
+from .results import ResultsStore
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_notebooks(folder: Path, out: Path) -> None:
+    """Execute every notebook in ``folder`` top to bottom, saving executed copies in ``out``."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(folder.glob("*.ipynb")):
+        start = time.perf_counter()
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=1200, kernel_name="python3",
+                       resources={"metadata": {"path": str(folder)}}).execute()
+        nbformat.write(nb, out / path.name)
+        print(f"ran {path.name} in {time.perf_counter() - start:.0f}s", flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile")
+    parser.add_argument("--results")
+    parser.add_argument("--notebooks", action="store_true")
+    args = parser.parse_args(argv)
+
+    hw = detect_hardware()
+    profile = load_profile(args.profile, hw)
+    checks = preflight.preflight(profile, hw)
+    for check in checks:
+        print(check)
+    failed = [c for c in checks if not c.ok and c.name.startswith(("target", "GPU", "internet"))]
+    if any(c.name == "GPU" or c.message.endswith("build_offline_models") for c in failed):
+        print("preflight failed: see the lines marked !! above", file=sys.stderr)
+        return 1
+    argv_bench = ["--profile", profile.name] + (["--results", args.results] if args.results else [])
+    benchmark.main(argv_bench)
+    store = ResultsStore(args.results)
+    price = gpu(profile.gpu_price_key)["price_per_hour_usd"]
+    csv_path, png_path = curve.write_curve(store, store.path.parent, price)
+    print(f"cost curve at ${price}/h ({profile.gpu_price_key} default): {csv_path}, {png_path}")
+    if args.notebooks:
+        run_notebooks(REPO / "solutions", REPO / "results" / "executed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,237 @@
+"""Load a model the one way the kit teaches: ``AutoModelForCausalLM.from_pretrained``.
+
+Hub models and the offline models go through the same call, with
+``BitsAndBytesConfig`` for 8/4-bit, ``attn_implementation`` for the attention
+kernel, safetensors only, ``trust_remote_code=False`` and a pinned revision.
+The predicted memory is checked *before* anything is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import model_configs
+from .hardware import Hardware, detect_hardware
+from .memory import BYTES_16, MemoryEstimate, ModelShape, check_fits, check_precision, predict_memory
+from .profiles import ModelRef
+from .quiet import quiet_transformers
+
+REPO = Path(__file__).resolve().parent.parent
+OFFLINE_DIR = REPO / "models" / "offline"
+
+
+
+class ModelLoadError(RuntimeError):
+    """A model that cannot be loaded, with what to do about it."""
+
+
+@dataclass
+class Loaded:
+    """A loaded model with the facts a result record needs."""
+
+    model: object
+    tokenizer: object
+    ref: ModelRef
+    precision: str
+    attn_implementation: str
+    device: str
+    predicted: MemoryEstimate
+    load_seconds: float
+    random_weights: bool = False
+
+    def settings(self) -> dict:
+        return dict(model=self.ref.id, revision=self.ref.revision, precision=self.precision,
+                    attn_implementation=self.attn_implementation, device=self.device,
+                    random_weights=self.random_weights,
+                    predicted_weights_gb=round(self.predicted.weights_gb, 4))
+
+
+def as_ref(model: str | ModelRef) -> ModelRef:
+    return model if isinstance(model, ModelRef) else ModelRef(model, "local" if model.startswith("offline:") else "main")
+
+
+def local_path(ref: ModelRef) -> Path | None:
+    """The directory of an offline or local model, None for a hub id."""
+    if ref.is_offline:
+        path = OFFLINE_DIR / ref.id.split(":", 1)[1]
+    elif os.path.isdir(os.path.expanduser(ref.id)):
+        path = Path(ref.id).expanduser()
+    elif ref.id.startswith((".", "/", "~")):
+        path = Path(ref.id).expanduser()
+    else:
+        return None
+    if not (path / "config.json").is_file():
+        hint = (" Rebuild the offline models with: python -m utils.build_offline_models"
+                if ref.is_offline else "")
+        raise ModelLoadError(f"model directory {path} is missing or has no config.json.{hint}")
+    return path
+
+
+def model_config(ref: ModelRef) -> dict:
+    """config.json as a dict: local file, the shipped table, or (last) a small hub download."""
+    path = local_path(ref)
+    if path is not None:
+        return json.loads((path / "config.json").read_text())
+    known = model_configs()
+    if ref.id in known:
+        return known[ref.id]
+    from transformers import AutoConfig
+    with hub_errors(ref):
+        return AutoConfig.from_pretrained(ref.id, revision=ref.revision,
+                                          trust_remote_code=False).to_dict()
+
+
+class hub_errors:
+    """Context manager turning hub/network exceptions into a ModelLoadError that says what to do."""
+
+    def __init__(self, ref: ModelRef):
+        self.ref = ref
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, (ModelLoadError, MemoryError)):
+            return False
+        from huggingface_hub import errors as hf
+        name = f"'{self.ref.id}' (revision {self.ref.revision})"
+        if isinstance(exc, hf.GatedRepoError):
+            msg = (f"{name} is gated: accept its license on huggingface.co, then set the HF_TOKEN "
+                   f"environment variable (or run `hf auth login`). Tokens are never stored by the kit.")
+        elif isinstance(exc, hf.RepositoryNotFoundError):
+            msg = f"{name} was not found on the hub (or is private): check the model id in the profile."
+        elif isinstance(exc, hf.RevisionNotFoundError):
+            msg = f"{name}: that revision does not exist; check the pinned revision in the profile."
+        elif isinstance(exc, (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled, ConnectionError, TimeoutError)) \
+                or "offline" in str(exc).lower() or "connect" in str(exc).lower():
+            msg = (f"{name} is not in the local cache and the hub cannot be reached (no internet?). "
+                   f"Use the offline profile: LLMFLATION_PROFILE=offline.")
+        else:
+            return False
+        raise ModelLoadError(msg) from exc
+
+
+def quantization_config(precision: str, compute_dtype: str):
+    """The BitsAndBytesConfig for a precision name, or None for a plain float type."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    check_precision(precision)
+    if precision in BYTES_16:
+        return None
+    if precision == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    kind, _, dq = precision.partition("-")
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=kind,
+                              bnb_4bit_use_double_quant=dq == "dq",
+                              bnb_4bit_compute_dtype=getattr(torch, compute_dtype))
+
+
+def check_attention(attn: str, hw: Hardware) -> None:
+    """Refuse an attention kernel this machine cannot run, before loading."""
+    if attn == "flash_attention_2":
+        if not hw.flash_attn_installed:
+            raise ModelLoadError("flash_attention_2 needs the flash-attn package "
+                                 "(pip install flash-attn; it compiles for a long time). Use 'sdpa'.")
+        if not hw.flash_attn_usable:
+            raise ModelLoadError("flash_attention_2 needs an Ampere or newer GPU (sm80+); "
+                                 "this machine cannot run it. Use 'sdpa'.")
+
+
+def random_checkpoint(config: dict, dtype: str, folder: Path, tokenizer_from: Path | None = None) -> Path:
+    """Write a randomly initialised model of ``config``'s architecture to ``folder``.
+
+    Used to measure speed and memory at real size without downloading weights;
+    such results are labelled ``random_weights`` everywhere they are stored.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    quiet_transformers()
+    cfg = dict(config)
+    cfg = AutoConfig.for_model(cfg.pop("model_type", "llama"), **{k: v for k, v in cfg.items()
+                                                                 if not k.startswith("_")})
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=getattr(torch, dtype))
+    model.save_pretrained(folder, safe_serialization=True)
+    if tokenizer_from is not None:
+        from transformers import AutoTokenizer
+        AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(folder)
+    return folder
+
+
+def load_model(model: str | ModelRef, precision: str | None = None, *,
+               attn_implementation: str = "sdpa", hw: Hardware | None = None,
+               random_weights: bool = False, context: int = 2048,
+               trust_remote_code: bool = False) -> Loaded:
+    """Load ``model`` at ``precision`` with ``attn_implementation``; see the module doc.
+
+    ``precision`` defaults to the hardware's compute dtype (bf16 on sm80+, fp16
+    on older GPUs, fp32 on CPU). Raises :class:`ModelTooLargeError` before any
+    download when the predicted memory does not fit, and :class:`ModelLoadError`
+    with advice for a missing directory, no internet, a gated model or an
+    unavailable attention kernel.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    hw = hw or detect_hardware()
+    ref = as_ref(model)
+    precision = check_precision(precision or hw.compute_dtype)
+    compute = hw.compute_dtype if precision not in BYTES_16 else precision
+    if hw.device == "cpu" and compute == "float16":
+        compute = "float32"  # fp16 matmuls on CPU are slow and lossy; compute in fp32
+    check_attention(attn_implementation, hw)
+
+    config = model_config(ref)
+    estimate = predict_memory(ModelShape.from_config(config), precision,
+                              context=context, compute_dtype=compute)
+    available = hw.vram_gb if hw.device == "cuda" else hw.ram_gb
+    check_fits(estimate, available, where="GPU" if hw.device == "cuda" else "machine's RAM",
+               name=ref.id)
+
+    source = local_path(ref)
+    tmp = None
+    if random_weights:
+        tmp = tempfile.TemporaryDirectory(prefix="llmflation-random-")
+        has_tokenizer = source is not None and (source / "tokenizer_config.json").is_file()
+        source = random_checkpoint(config, compute if precision not in BYTES_16 else precision,
+                                   Path(tmp.name),
+                                   tokenizer_from=source if has_tokenizer else OFFLINE_DIR / "tokenizer")
+    kwargs = dict(
+        revision=None if source is not None else ref.revision,
+        dtype=getattr(torch, precision if precision in BYTES_16 else compute),
+        quantization_config=quantization_config(precision, compute),
+        attn_implementation=attn_implementation, use_safetensors=True,
+        trust_remote_code=trust_remote_code, device_map=hw.device)
+    start = time.perf_counter()
+    try:
+        with hub_errors(ref):
+            tokenizer = AutoTokenizer.from_pretrained(
+                source or ref.id, revision=kwargs["revision"], trust_remote_code=trust_remote_code)
+            loaded = AutoModelForCausalLM.from_pretrained(source or ref.id, **kwargs)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    loaded.eval()
+    return Loaded(model=loaded, tokenizer=tokenizer, ref=ref, precision=precision,
+                  attn_implementation=attn_implementation, device=hw.device, predicted=estimate,
+                  load_seconds=time.perf_counter() - start, random_weights=random_weights)
+
+
+def free(loaded: Loaded | None) -> None:
+    """Drop a model and return its memory (GPU caches included)."""
+    import gc
+
+    import torch
+    if loaded is not None:
+        loaded.model = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,209 @@
+"""The measurement harness: time generation the way the design's rules say.
+
+Rules: synchronize the device before every clock read; warm up; repeat and
+report the median with its spread; count only generated tokens for decode and
+report prefill separately; peak memory from the framework's counters on GPU
+and the process's peak resident memory (sampled) on CPU.
+
+Definitions (after optimum-benchmark and llmperf):
+
+* **prefill**: wall time of ``generate`` with one new token (prompt processing
+  plus the first token).
+* **TTFT**: time from calling ``generate`` to the first generated token.
+* **inter-token latency (ITL)**: gaps between consecutive generated tokens.
+* **decode tokens/s**: ``batch * (new_tokens - 1) / (total - prefill)``.
+* **end-to-end tokens/s**: ``batch * new_tokens / total``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from .hardware import synchronize
+
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Median and spread (min, max) of repeated measurements."""
+
+    median: float
+    low: float
+    high: float
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float]) -> "Stat":
+        if not values:
+            raise ValueError("no measurements to summarise")
+        return cls(statistics.median(values), min(values), max(values), len(values))
+
+    @property
+    def spread_pct(self) -> float:
+        """(max - min) / median, in percent: how much the repeats disagree."""
+        return 100 * (self.high - self.low) / self.median if self.median else 0.0
+
+    def __str__(self) -> str:
+        return f"{self.median:.4g} [{self.low:.4g}-{self.high:.4g}, n={self.n}]"
+
+
+@dataclass
+class Measurement:
+    """One configuration's timing summary; ``as_dict`` goes into the results store."""
+
+    batch: int
+    prompt_tokens: int
+    new_tokens: int
+    prefill_s: Stat
+    total_s: Stat
+    decode_tok_s: Stat
+    e2e_tok_s: Stat
+    peak_memory_gb: float
+    memory_source: str
+    ttft_s: Stat | None = None
+    itl_s: Stat | None = None
+    raw: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        lines = [f"batch {self.batch}, prompt {self.prompt_tokens} tokens, {self.new_tokens} new tokens",
+                 f"  prefill        {self.prefill_s.median * 1e3:8.1f} ms  (spread {self.prefill_s.spread_pct:.0f}%)"]
+        if self.ttft_s is not None:
+            lines.append(f"  TTFT           {self.ttft_s.median * 1e3:8.1f} ms")
+            lines.append(f"  inter-token    {self.itl_s.median * 1e3:8.2f} ms")
+        lines += [f"  decode         {self.decode_tok_s.median:8.1f} tokens/s (spread {self.decode_tok_s.spread_pct:.0f}%)",
+                  f"  end-to-end     {self.e2e_tok_s.median:8.1f} tokens/s",
+                  f"  peak memory    {self.peak_memory_gb:8.3f} GB ({self.memory_source})"]
+        return "\n".join(lines)
+
+
+class TimingStreamer:
+    """A generate() streamer that timestamps every generated token (batch 1).
+
+    transformers calls ``put`` once with the prompt, then once per new token.
+    The device is synchronized before each timestamp.
+    """
+
+    def __init__(self, device: str):
+        self.device = device
+        self.times: list[float] = []
+        self._prompt_seen = False
+
+    def put(self, value) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        synchronize(self.device)
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+class PeakMemory:
+    """Peak memory over a block: CUDA allocator counters, or sampled process RSS on CPU."""
+
+    def __init__(self, device: str, interval_s: float = 0.002):
+        self.device, self.interval = device, interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+
+    @property
+    def source(self) -> str:
+        return "torch.cuda.max_memory_allocated" if self.device == "cuda" else "process RSS (sampled)"
+
+    def __enter__(self):
+        if self.device == "cuda":
+            import torch
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            import psutil
+            proc = psutil.Process()
+            self.peak_bytes = proc.memory_info().rss
+
+            def sample():
+                while not self._stop.wait(self.interval):
+                    self.peak_bytes = max(self.peak_bytes, proc.memory_info().rss)
+            self._thread = threading.Thread(target=sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device == "cuda":
+            import torch
+            self.peak_bytes = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+            import psutil
+            self.peak_bytes = max(self.peak_bytes, psutil.Process().memory_info().rss)
+        return False
+
+
+def make_inputs(tokenizer, text: str, prompt_tokens: int, batch: int = 1, device: str = "cpu"):
+    """Exactly ``prompt_tokens`` tokens of ``text`` (repeated if short), ``batch`` times."""
+    import torch
+
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError("the prompt text produced no tokens")
+    while len(ids) < prompt_tokens:
+        ids = ids + ids
+    row = torch.tensor(ids[:prompt_tokens], dtype=torch.long)
+    input_ids = row.unsqueeze(0).repeat(batch, 1).to(device)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def _generate(model, inputs, new_tokens: int, device: str, streamer=None, **kwargs) -> float:
+    import torch
+
+    synchronize(device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                       do_sample=False, streamer=streamer, **kwargs)
+    synchronize(device)
+    if streamer is not None:
+        streamer.start = start
+    return time.perf_counter() - start
+
+
+def measure_generation(model, tokenizer, text: str, *, prompt_tokens: int, new_tokens: int,
+                       batch: int = 1, warmup: int = 1, repeats: int = 3, device: str = "cpu",
+                       **generate_kwargs) -> Measurement:
+    """Warm up, then time ``repeats`` greedy generations of exactly ``new_tokens`` tokens.
+
+    Per-token timestamps (TTFT, ITL) are taken at batch 1, where transformers'
+    streamers work; larger batches report prefill and throughput.
+    """
+    if new_tokens < 2:
+        raise ValueError("new_tokens must be at least 2 to separate decode from prefill")
+    if repeats < 1 or warmup < 0:
+        raise ValueError("repeats must be >= 1 and warmup >= 0")
+    inputs = make_inputs(tokenizer, text, prompt_tokens, batch, device)
+    gen = dict(pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **generate_kwargs)
+    for _ in range(warmup):
+        _generate(model, inputs, new_tokens, device, **gen)
+    prefill, total, ttft, itl = [], [], [], []
+    with PeakMemory(device) as mem:
+        for _ in range(repeats):
+            prefill.append(_generate(model, inputs, 1, device, **gen))
+            streamer = TimingStreamer(device) if batch == 1 else None
+            total.append(_generate(model, inputs, new_tokens, device, streamer=streamer, **gen))
+            if streamer is not None and streamer.times:
+                ttft.append(streamer.times[0] - streamer.start)
+                itl += [b - a for a, b in zip(streamer.times, streamer.times[1:])]
+    decode = [batch * (new_tokens - 1) / max(t - p, 1e-9) for t, p in zip(total, prefill)]
+    e2e = [batch * new_tokens / t for t in total]
+    return Measurement(
+        batch=batch, prompt_tokens=prompt_tokens, new_tokens=new_tokens,
+        prefill_s=Stat.of(prefill), total_s=Stat.of(total), decode_tok_s=Stat.of(decode),
+        e2e_tok_s=Stat.of(e2e), peak_memory_gb=mem.peak_bytes / GB, memory_source=mem.source,
+        ttft_s=Stat.of(ttft) if ttft else None, itl_s=Stat.of(itl) if itl else None,
+        raw=dict(prefill_s=prefill, total_s=total))

@@ -1,0 +1,152 @@
+"""Predict a model's memory before loading it, and refuse a load that cannot fit.
+
+Formulas (stated so a learner can check them by hand):
+
+* parameters, Llama/Qwen family: embeddings ``V*h`` (+ ``V*h`` for an untied
+  LM head); per layer attention ``h*(n_q*d) + 2*h*(n_kv*d) + (n_q*d)*h``
+  (+ q/k/v biases for Qwen2), MLP ``3*h*i``, RMSNorms ``2*h`` (+ ``2*d`` q/k
+  norms for Qwen3).
+* weight bytes: fp32 4, fp16/bf16 2 per parameter. bitsandbytes quantizes only
+  the linear layers inside the blocks; embeddings, LM head and norms stay in the
+  compute dtype. int8 (LLM.int8) stores 1 byte per weight plus one fp32 scale
+  per output row; NF4/FP4 store 0.5 byte per weight plus one fp32 absmax per
+  64-weight block (+0.0625 byte); double quantization stores that absmax in
+  8 bits with one fp32 per 256 blocks (+0.0159 byte), saving ~0.37 bit/weight.
+* KV cache: ``2 * layers * n_kv * d * context * batch * bytes_per_value``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GB = 1e9  # decimal gigabytes, as GPU vendors and the hub quote sizes
+
+BYTES_16 = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
+# bytes per quantized linear weight, including its quantization constants
+QUANT_LINEAR_BYTES = {
+    "int8": 1.0,
+    "nf4": 0.5 + 4 / 64,
+    "fp4": 0.5 + 4 / 64,
+    "nf4-dq": 0.5 + 1 / 64 + 4 / (64 * 256),
+    "fp4-dq": 0.5 + 1 / 64 + 4 / (64 * 256),
+}
+PRECISIONS = tuple(BYTES_16) + tuple(QUANT_LINEAR_BYTES)
+
+
+class ModelTooLargeError(MemoryError):
+    """Raised before loading when the predicted memory exceeds what is available."""
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The handful of config.json numbers that decide size and speed."""
+
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    vocab: int
+    tied: bool
+    head_dim: int
+    qkv_bias: bool = False
+    qk_norm: bool = False
+
+    @classmethod
+    def from_config(cls, cfg) -> "ModelShape":
+        """From a config.json dict or a transformers ``PretrainedConfig``."""
+        if not isinstance(cfg, dict):
+            cfg = cfg.to_dict()
+        heads = cfg["num_attention_heads"]
+        model_type = cfg.get("model_type", "")
+        return cls(
+            hidden=cfg["hidden_size"], intermediate=cfg["intermediate_size"],
+            layers=cfg["num_hidden_layers"], heads=heads,
+            kv_heads=cfg.get("num_key_value_heads") or heads, vocab=cfg["vocab_size"],
+            tied=bool(cfg.get("tie_word_embeddings", False)),
+            head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
+            qkv_bias=model_type == "qwen2" or bool(cfg.get("attention_bias", False)),
+            qk_norm=model_type == "qwen3")
+
+    @property
+    def linear_params_per_layer(self) -> int:
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        attn = self.hidden * q + 2 * self.hidden * kv + q * self.hidden
+        bias = (q + 2 * kv) if self.qkv_bias else 0
+        return attn + bias + 3 * self.hidden * self.intermediate
+
+    @property
+    def linear_out_features_per_layer(self) -> int:
+        """Output rows of q, k, v, o, gate, up, down: int8 keeps one fp32 scale per row."""
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        return q + 2 * kv + self.hidden + 2 * self.intermediate + self.hidden
+
+    @property
+    def linear_params(self) -> int:
+        return self.layers * self.linear_params_per_layer
+
+    @property
+    def other_params(self) -> int:
+        """Embeddings, LM head and norms: never quantized by bitsandbytes."""
+        embed = self.vocab * self.hidden * (1 if self.tied else 2)
+        norms = self.layers * (2 * self.hidden + (2 * self.head_dim if self.qk_norm else 0))
+        return embed + norms + self.hidden
+
+    @property
+    def params(self) -> int:
+        return self.linear_params + self.other_params
+
+    def kv_bytes_per_token(self, kv_dtype: str = "float16") -> float:
+        return 2 * self.layers * self.kv_heads * self.head_dim * BYTES_16[kv_dtype]
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    precision: str
+    weights_gb: float
+    kv_cache_gb: float
+
+    @property
+    def total_gb(self) -> float:
+        return self.weights_gb + self.kv_cache_gb
+
+
+def weight_bytes(shape: ModelShape, precision: str, compute_dtype: str = "float16") -> float:
+    """Bytes of the weights at ``precision`` (unquantized parts in ``compute_dtype``)."""
+    check_precision(precision)
+    if precision in BYTES_16:
+        return shape.params * BYTES_16[precision]
+    scales = 4 * shape.layers * shape.linear_out_features_per_layer if precision == "int8" else 0
+    return (shape.linear_params * QUANT_LINEAR_BYTES[precision] + scales
+            + shape.other_params * BYTES_16[compute_dtype])
+
+
+def predict_memory(shape: ModelShape, precision: str, *, batch: int = 1, context: int = 0,
+                   compute_dtype: str = "float16") -> MemoryEstimate:
+    """Predicted weights and KV-cache memory in GB (1e9 bytes)."""
+    kv_dtype = "float32" if compute_dtype == "float32" else compute_dtype
+    return MemoryEstimate(
+        precision=precision,
+        weights_gb=weight_bytes(shape, precision, compute_dtype) / GB,
+        kv_cache_gb=shape.kv_bytes_per_token(kv_dtype) * context * batch / GB)
+
+
+def check_fits(estimate: MemoryEstimate, available_gb: float, *, where: str = "GPU",
+               headroom_gb: float = 0.8, name: str = "the model") -> None:
+    """Raise :class:`ModelTooLargeError` if ``estimate`` plus headroom exceeds ``available_gb``.
+
+    The headroom covers the CUDA context, activations and allocator slack.
+    """
+    need = estimate.total_gb + headroom_gb
+    if need > available_gb:
+        raise ModelTooLargeError(
+            f"{name} at {estimate.precision} needs about {need:.1f} GB "
+            f"({estimate.weights_gb:.1f} GB weights + {estimate.kv_cache_gb:.1f} GB KV cache "
+            f"+ {headroom_gb:.1f} GB headroom) but this {where} has {available_gb:.1f} GB. "
+            f"Try a 4-bit precision (nf4), a shorter context, or a smaller model.")

@@ -1,0 +1,110 @@
+"""Preflight: before any download, say what will fit and what will fail, and why.
+
+    python -m utils.preflight            # paste its output into a bug report
+
+Checks: hardware, the chosen profile, each model's predicted memory at each of
+the profile's precisions against VRAM (GPU) or RAM (CPU), disk space for the
+download (weights as stored on the hub, 16-bit), hub reachability and whether
+an HF token is set (its value is never read out), attention kernels.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .hardware import Hardware, detect_hardware, has_internet
+from .loading import ModelLoadError, model_config
+from .memory import ModelShape, ModelTooLargeError, check_fits, predict_memory
+from .profiles import Profile, load_profile
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{'ok' if self.ok else '!!'}] {self.name}: {self.message}"
+
+
+def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[Check]:
+    checks = []
+    available = hw.vram_gb if hw.device == "cuda" else hw.ram_gb
+    where = "GPU" if hw.device == "cuda" else "RAM"
+    for role in ("target", "draft", "baseline"):
+        ref = getattr(profile, role)
+        try:
+            shape = ModelShape.from_config(model_config(ref))
+        except ModelLoadError as err:
+            checks.append(Check(f"{role} {ref.id}", False, str(err)))
+            continue
+        precisions = profile.precisions if role == "target" else [hw.compute_dtype, "nf4"]
+        for precision in dict.fromkeys([hw.compute_dtype] + list(precisions)):
+            est = predict_memory(shape, precision, context=context,
+                                 compute_dtype=hw.compute_dtype if hw.device == "cuda" else "float32")
+            try:
+                check_fits(est, available, where=where, name=ref.id)
+                checks.append(Check(f"{role} {ref.id} {precision}", True,
+                                    f"{est.total_gb:.2f} GB predicted, fits in {available:.1f} GB {where}"))
+            except ModelTooLargeError as err:
+                checks.append(Check(f"{role} {ref.id} {precision}", False, str(err)))
+        if not ref.is_offline:
+            download = shape.params * 2 / 1e9
+            ok = download < hw.free_disk_gb
+            checks.append(Check(f"{role} download", ok,
+                                f"~{download:.1f} GB of 16-bit safetensors; {hw.free_disk_gb:.0f} GB free disk"
+                                + ("" if ok else ". Free disk space or choose a smaller profile.")))
+    return checks
+
+
+def network_checks(profile: Profile) -> list[Check]:
+    refs = [getattr(profile, r) for r in ("target", "draft", "baseline")]
+    if all(r.is_offline for r in refs):
+        return [Check("internet", True, "not needed: the offline profile uses the kit's own models")]
+    online = has_internet()
+    checks = [Check("internet", online, "huggingface.co reachable" if online else
+                    "the hub is unreachable: models already in your cache still load; "
+                    "otherwise use LLMFLATION_PROFILE=offline")]
+    token = bool(os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"))
+    checks.append(Check("HF token", True, "set (not shown)" if token else
+                        "not set: fine for the kit's ungated models; a gated model needs one"))
+    return checks
+
+
+def attention_checks(hw: Hardware) -> list[Check]:
+    msg = f"SDPA backends here: {', '.join(hw.sdpa_backends)}"
+    if hw.device == "cuda" and "flash" not in hw.sdpa_backends:
+        msg += " (no SDPA flash kernel below sm80: the memory-efficient kernel runs instead)"
+    fa2 = ("usable" if hw.flash_attn_usable else
+           "installed, but needs an sm80+ GPU" if hw.flash_attn_installed else
+           "not installed (optional: pip install flash-attn compiles for a long time)")
+    return [Check("attention", True, msg), Check("FlashAttention-2", True, fa2)]
+
+
+def preflight(profile: Profile | None = None, hw: Hardware | None = None) -> list[Check]:
+    hw = hw or detect_hardware()
+    profile = profile or load_profile(hw=hw)
+    checks = [Check("hardware", True, hw.summary()),
+              Check("profile", True, f"{profile.name}: {profile.description}")]
+    if profile.device == "cuda" and hw.device != "cuda":
+        checks.append(Check("GPU", False, f"profile '{profile.name}' needs a CUDA GPU and none was "
+                                          f"detected. Use LLMFLATION_PROFILE=offline (or cpu with internet)."))
+    return (checks
+            + memory_checks(profile, hw) + network_checks(profile) + attention_checks(hw))
+
+
+def main(argv=None) -> int:
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile")
+    args = parser.parse_args(argv)
+    hw = detect_hardware()
+    for check in preflight(load_profile(args.profile, hw), hw):
+        print(check)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

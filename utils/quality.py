@@ -1,0 +1,103 @@
+"""Quality measures that make cost comparisons fair: perplexity and exact-match accuracy.
+
+* **perplexity**: ``exp(mean token cross-entropy)`` over non-overlapping windows
+  of a fixed text. Only comparable between models with the same tokenizer.
+* **bits per byte**: total cross-entropy in bits divided by the text's UTF-8
+  bytes; comparable across tokenizers.
+* **exact match**: the share of prompts whose greedy completion's first line
+  equals the expected answer (whitespace-stripped).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HELDOUT_TEXT = REPO / "datasets" / "heldout_code.txt"
+
+
+def heldout_text() -> str:
+    """The shipped held-out text (CPython stdlib modules, PSF-2.0; see datasets/README.md)."""
+    return HELDOUT_TEXT.read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Perplexity:
+    perplexity: float
+    bits_per_byte: float
+    tokens: int
+
+    def as_dict(self) -> dict:
+        return dict(perplexity=self.perplexity, bits_per_byte=self.bits_per_byte, tokens=self.tokens)
+
+
+def perplexity(model, tokenizer, text: str, *, window: int = 256, max_tokens: int | None = None,
+               device: str = "cpu") -> Perplexity:
+    """Perplexity and bits per byte of ``text`` in windows of ``window`` tokens."""
+    import torch
+
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    if max_tokens is not None:
+        ids = ids[:max_tokens]
+    if ids.numel() < 2:
+        raise ValueError("text too short for perplexity")
+    nll, count = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, ids.numel() - 1, window):
+            chunk = ids[start:start + window + 1].unsqueeze(0).to(device)
+            if chunk.shape[1] < 2:
+                break
+            logits = model(chunk[:, :-1]).logits.float()
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1), reduction="sum")
+            nll += loss.item()
+            count += chunk.shape[1] - 1
+    scored_bytes = len(tokenizer.decode(ids[1:count + 1]).encode("utf-8"))
+    return Perplexity(perplexity=math.exp(nll / count),
+                      bits_per_byte=nll / math.log(2) / max(scored_bytes, 1), tokens=count)
+
+
+def completion_items(text: str, n: int = 40, context_chars: int = 300) -> list[dict]:
+    """Next-line completion questions drawn deterministically from code ``text``.
+
+    Each item's prompt is the ``context_chars`` before a line plus its
+    indentation; the answer is the rest of that line. Lines of 12-50 characters
+    that are not comments or blank are candidates; every k-th is taken.
+    """
+    lines = text.splitlines(keepends=True)
+    offsets, pos = [], 0
+    for line in lines:
+        offsets.append(pos)
+        pos += len(line)
+    candidates = []
+    for i, line in enumerate(lines):
+        body = line.strip()
+        if 12 <= len(body) <= 50 and not body.startswith(("#", '"', "'")) and offsets[i] >= context_chars:
+            indent = line[: len(line) - len(line.lstrip())]
+            prompt = text[offsets[i] - context_chars: offsets[i]] + indent
+            candidates.append(dict(prompt=prompt, answer=body))
+    if not candidates:
+        raise ValueError("no completion candidates in the text")
+    step = max(1, len(candidates) // n)
+    return candidates[::step][:n]
+
+
+def exact_match(model, tokenizer, items: list[dict], *, max_new_tokens: int = 24,
+                device: str = "cpu") -> float:
+    """Share of ``items`` (dicts with prompt, answer) answered exactly by greedy decoding."""
+    import torch
+
+    if not items:
+        raise ValueError("no items to score")
+    correct = 0
+    for item in items:
+        enc = tokenizer(item["prompt"], add_special_tokens=False, return_tensors="pt").to(device)
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+        completion = tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        first_line = completion.split("\n", 1)[0].strip()
+        correct += first_line == item["answer"].strip()
+    return correct / len(items)

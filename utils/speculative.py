@@ -1,0 +1,113 @@
+"""Speculative (assisted) decoding: the draft's settings and its acceptance per step.
+
+transformers reads the assistant's settings (``num_assistant_tokens`` and its
+schedule) from ``assistant_model.generation_config``, not from ``generate()``
+keyword arguments, so :func:`set_draft_length` writes them there.
+
+transformers keeps no acceptance counter. :class:`AcceptanceRecorder` wraps the
+candidate generator that ``generate`` builds for one call and records, at each
+verification step, how many tokens the draft proposed and how many the target
+accepted (the ``num_matches`` that transformers passes to
+``update_candidate_strategy``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def set_draft_length(draft_model, n: int, schedule: str = "constant") -> None:
+    """Make the draft propose ``n`` tokens per step (``schedule="heuristic"`` adapts it)."""
+    if n < 1:
+        raise ValueError("the draft length must be at least 1")
+    draft_model.generation_config.num_assistant_tokens = n
+    draft_model.generation_config.num_assistant_tokens_schedule = schedule
+
+
+def check_pair(target_config, draft_config) -> None:
+    """Refuse a draft whose vocabulary differs from the target's.
+
+    Plain assisted generation compares token ids, so both models need the same
+    embedding size. Qwen2.5-0.5B (151,936) and Qwen2.5-7B (152,064) share a
+    tokenizer but not a vocabulary size; transformers then falls back to the
+    slower universal assisted decoding, or fails.
+    """
+    def vocab(cfg):
+        return cfg["vocab_size"] if isinstance(cfg, dict) else cfg.vocab_size
+    if vocab(target_config) != vocab(draft_config):
+        raise ValueError(f"draft vocab {vocab(draft_config):,} != target vocab {vocab(target_config):,}: "
+                         f"choose a draft with the same embedding size (e.g. Qwen3-0.6B for Qwen3-8B), "
+                         f"or pass tokenizer= and assistant_tokenizer= for universal assisted decoding")
+
+
+@dataclass
+class AcceptanceStats:
+    drafted: list[int] = field(default_factory=list)   # tokens proposed at each step
+    accepted: list[int] = field(default_factory=list)  # of which the target kept
+
+    @property
+    def steps(self) -> int:
+        return len(self.drafted)
+
+    @property
+    def acceptance_rate(self) -> float:
+        """Accepted / drafted tokens."""
+        total = sum(self.drafted)
+        return sum(self.accepted) / total if total else 0.0
+
+    @property
+    def alpha(self) -> float:
+        """Per-token acceptance probability (Leviathan et al.'s alpha), estimated by
+        maximum likelihood: accepted / (accepted + steps that ended in a rejection)."""
+        rejections = sum(1 for d, a in zip(self.drafted, self.accepted) if a < d)
+        accepted = sum(self.accepted)
+        return accepted / (accepted + rejections) if accepted + rejections else 0.0
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Tokens added per target forward pass (accepted + the target's own token)."""
+        return (sum(self.accepted) + self.steps) / self.steps if self.steps else 0.0
+
+    def as_dict(self) -> dict:
+        return dict(steps=self.steps, drafted=sum(self.drafted), accepted=sum(self.accepted),
+                    acceptance_rate=self.acceptance_rate, alpha=self.alpha,
+                    tokens_per_step=self.tokens_per_step, per_step_accepted=self.accepted,
+                    per_step_drafted=self.drafted)
+
+
+class AcceptanceRecorder:
+    """Context manager recording per-step acceptance of assisted generation on ``model``.
+
+    >>> with AcceptanceRecorder(target) as rec:
+    ...     target.generate(**inputs, assistant_model=draft, max_new_tokens=64)
+    >>> rec.stats.acceptance_rate
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.stats = AcceptanceStats()
+
+    def __enter__(self):
+        if not hasattr(self.model, "_get_candidate_generator"):
+            raise RuntimeError("this transformers version has no _get_candidate_generator; "
+                               "acceptance cannot be recorded")
+        original = self.model._get_candidate_generator
+        stats = self.stats
+
+        def wrapped(*args, **kwargs):
+            generator = original(*args, **kwargs)
+            update = generator.update_candidate_strategy
+
+            def record(input_ids, scores, num_matches):
+                stats.drafted.append(int(scores.shape[1]) - 1)
+                stats.accepted.append(int(num_matches))
+                return update(input_ids, scores, num_matches)
+            generator.update_candidate_strategy = record
+            return generator
+
+        self.model._get_candidate_generator = wrapped
+        return self
+
+    def __exit__(self, *exc):
+        del self.model._get_candidate_generator  # back to the class's method
+        return False
