@@ -73,3 +73,49 @@ def get_profile_text(name):
     start = text.index(f"[{name}]")
     end = text.find("\n[", start + 1)
     return text[start:end if end > 0 else None]
+
+
+@pytest.mark.parametrize("name, precision", [("T4", "nf4"), ("L4", "bfloat16"), ("A100-80", "bfloat16")])
+def test_target_precision_fits_the_gpu(hw, name, precision, monkeypatch):
+    from utils.preflight import fitting_precision
+    monkeypatch.delenv("LLMFLATION_PROFILE", raising=False)
+    assert fitting_precision(load_profile(hw=hw[name]), hw[name]) == precision
+
+
+def test_preflight_on_a_t4_flags_fp16_8b_and_says_why(hw, monkeypatch):
+    from utils.preflight import preflight
+    monkeypatch.setattr("utils.preflight.has_internet", lambda: False)
+    checks = {c.name: c for c in preflight(get_profile("t4"), hw["T4"])}
+    assert not checks["target Qwen/Qwen3-8B float16"].ok
+    assert "needs about" in checks["target Qwen/Qwen3-8B float16"].message
+    assert checks["target Qwen/Qwen3-8B nf4"].ok
+    assert not checks["internet"].ok and "offline" in checks["internet"].message
+    assert "flash" not in hw["T4"].sdpa_backends
+
+
+def test_gpu_profile_on_a_cpu_is_refused_by_preflight(hw):
+    from utils.preflight import preflight
+    checks = preflight(get_profile("a100-80"), hw["none"])
+    assert any(c.name == "GPU" and not c.ok for c in checks)
+
+
+def test_hf_token_value_is_never_shown(hw, monkeypatch):
+    from utils.preflight import network_checks
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value_123")
+    monkeypatch.setattr("utils.preflight.has_internet", lambda: True)
+    text = "\n".join(str(c) for c in network_checks(get_profile("t4")))
+    assert "set (not shown)" in text and "hf_secret" not in text
+
+
+@pytest.mark.parametrize("name, key", [("Tesla T4", "T4"), ("NVIDIA A100-SXM4-40GB", "A100-40GB"),
+                                       ("NVIDIA H100 80GB HBM3", "H100-SXM"), ("NVIDIA H100 PCIe", "H100-PCIe"),
+                                       (None, "cpu-laptop")])
+def test_gpu_names_map_to_reference_rows(name, key):
+    from utils.data import gpu_key_for
+    assert gpu_key_for(name) == key
+
+
+def test_unknown_gpu_asks_for_its_numbers():
+    from utils.data import gpu_key_for
+    with pytest.raises(KeyError, match="gpus.csv"):
+        gpu_key_for("Imaginary GPU 9000")

@@ -26,7 +26,8 @@ import time
 from .hardware import Hardware, detect_hardware
 from .loading import Loaded, free, load_model
 from .measure import measure_generation
-from .memory import BYTES_16
+from .memory import BYTES_16, ModelTooLargeError
+from .preflight import fitting_precision
 from .profiles import Profile, load_profile
 from .quality import completion_items, exact_match, heldout_text, perplexity
 from .quiet import quiet_transformers
@@ -46,6 +47,7 @@ class Bench:
         self.random_weights, self.log = random_weights, log
         self.text = heldout_text()
         self.context = run_context(hw)  # one context for the whole run
+        self.target_precision = fitting_precision(profile, hw)
 
     def load(self, role: str, precision: str | None = None, attn: str = "sdpa") -> Loaded:
         ref = getattr(self.profile, role)
@@ -78,7 +80,11 @@ class Bench:
 
     # --- the steps -------------------------------------------------------
     def model_at(self, step: str, role: str, precision: str | None) -> None:
-        loaded = self.load(role, precision)
+        try:
+            loaded = self.load(role, precision)
+        except ModelTooLargeError as err:
+            self.log(f"[{step}] skipped, predicted not to fit: {err}")
+            return
         m = self.generation(loaded)
         self.record(step, loaded, dict(m.as_dict(), **self.quality(loaded)), role=role)
         self.log(f"[{step}] {loaded.ref.id} {loaded.precision}: "
@@ -90,7 +96,7 @@ class Bench:
             if attn == "flash_attention_2" and not self.hw.flash_attn_usable:
                 self.log(f"[+ attention] skipping {attn}: not usable on this machine")
                 continue
-            loaded = self.load("target", None, attn)
+            loaded = self.load("target", self.target_precision, attn)
             for n in self.profile.prompt_tokens:
                 m = self.generation(loaded, prompt_tokens=n)
                 self.record("+ attention", loaded, m.as_dict(), role="target")
@@ -98,8 +104,8 @@ class Bench:
             free(loaded)
 
     def speculative(self) -> None:
-        target = self.load("target")
-        draft = self.load("draft", target.precision if target.precision in BYTES_16 else None)
+        target = self.load("target", self.target_precision)
+        draft = self.load("draft")
         for gamma in self.profile.draft_lengths:
             set_draft_length(draft.model, gamma)
             m = self.generation(target, assistant_model=draft.model)
@@ -124,7 +130,7 @@ class Bench:
                                   pad_token_id=target.tokenizer.pad_token_id)
 
     def batching(self) -> None:
-        loaded = self.load("target")
+        loaded = self.load("target", self.target_precision)
         for b in self.profile.batch_sizes:
             m = self.generation(loaded, batch=b)
             self.record("+ batching", loaded, m.as_dict(), role="target")

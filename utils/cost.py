@@ -113,3 +113,16 @@ def annual_decline(points: list[tuple[date | str, float]]) -> float:
         raise ValueError("points need at least two different dates")
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
     return 10 ** (-slope)
+
+
+def what_if(measured_tok_s: float, roofline_here: float, roofline_there: float,
+            price_there: float) -> dict:
+    """PREDICTION for the same model on another GPU: keep the fraction of roofline you
+    measured here, apply it to the other GPU's roofline, price it at that GPU's $/hour.
+
+    predicted tok/s = measured / roofline_here * roofline_there
+    """
+    efficiency = roofline_fraction(measured_tok_s, roofline_here)
+    predicted = efficiency * _number("roofline tokens/s there", roofline_there, allow_zero=False)
+    return dict(efficiency=efficiency, predicted_tok_s=predicted,
+                predicted_usd_per_million=cost_per_million(price_there, predicted), label="prediction")

@@ -43,3 +43,24 @@ def model_configs() -> dict[str, dict]:
     """config.json values of the hub models the profiles use (no download needed)."""
     return {k: v for k, v in json.loads((DATASETS / "model_configs.json").read_text()).items()
             if not k.startswith("_")}
+
+
+def gpu_key_for(gpu_name: str | None, vram_gb: float | None = None) -> str:
+    """The gpus.csv key for a detected GPU name ('cpu-laptop' when there is none).
+
+    torch reports names such as 'Tesla T4', 'NVIDIA A100-SXM4-80GB',
+    'NVIDIA H100 80GB HBM3' or 'NVIDIA H100 PCIe'; an unknown GPU raises KeyError
+    so the learner is asked for their own bandwidth and price instead of a guess.
+    """
+    if not gpu_name:
+        return "cpu-laptop"
+    name = gpu_name.upper().replace("-", " ")
+    rules = [("H200", "H200"), ("H100", "H100-PCIe" if "PCIE" in name else "H100-SXM"),
+             ("A100", "A100-80GB" if "80" in name or (vram_gb or 0) > 60 else "A100-40GB"),
+             ("A10G", "A10G"), ("L40S", "L40S"), ("L4", "L4"), ("T4", "T4"),
+             ("4090", "RTX4090"), ("3090", "RTX3090")]
+    for needle, key in rules:
+        if needle in name.split() or needle in name:
+            return key
+    raise KeyError(f"GPU '{gpu_name}' is not in datasets/gpus.csv: add a row with its bandwidth "
+                   f"and your $/hour")

@@ -17,7 +17,10 @@ Definitions (after optimum-benchmark and llmperf):
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -207,3 +210,58 @@ def measure_generation(model, tokenizer, text: str, *, prompt_tokens: int, new_t
         e2e_tok_s=Stat.of(e2e), peak_memory_gb=mem.peak_bytes / GB, memory_source=mem.source,
         ttft_s=Stat.of(ttft) if ttft else None, itl_s=Stat.of(itl) if itl else None,
         raw=dict(prefill_s=prefill, total_s=total))
+
+
+def measure_prefill(model, tokenizer, text: str, *, prompt_tokens: int, batch: int = 1,
+                    warmup: int = 1, repeats: int = 3, device: str = "cpu") -> tuple[Stat, float]:
+    """Time one forward pass over the prompt (prefill alone) and its peak memory in GB."""
+    import torch
+
+    inputs = make_inputs(tokenizer, text, prompt_tokens, batch, device)
+    times = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(**inputs)
+        with PeakMemory(device) as mem:
+            for _ in range(repeats):
+                synchronize(device)
+                start = time.perf_counter()
+                model(**inputs)
+                synchronize(device)
+                times.append(time.perf_counter() - start)
+    return Stat.of(times), mem.peak_bytes / GB
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide what C++ code writes straight to file descriptor 2 (the profiler's start/stop
+    lines); Python exceptions still propagate."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def attention_ops(model, tokenizer, text: str, *, prompt_tokens: int = 32, device: str = "cpu") -> list[str]:
+    """The attention-related operators that actually ran in one forward pass (torch.profiler).
+
+    Shows which kernel PyTorch dispatched to: e.g. ``aten::_scaled_dot_product_flash_attention_for_cpu``,
+    ``aten::_scaled_dot_product_efficient_attention`` (the T4's SDPA kernel),
+    ``aten::_scaled_dot_product_flash_attention``, ``aten::_scaled_dot_product_cudnn_attention``,
+    or, for eager attention, ``aten::softmax`` between two matmuls.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    inputs = make_inputs(tokenizer, text, prompt_tokens, 1, device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with _native_stderr_silenced(), torch.inference_mode(), profile(activities=activities) as prof:
+        model(**inputs)
+    keys = ("attention", "softmax", "flash", "sdpa", "cudnn")
+    return sorted({e.key for e in prof.key_averages() if any(k in e.key.lower() for k in keys)})

@@ -12,6 +12,8 @@ Formulas (stated so a learner can check them by hand):
   per output row; NF4/FP4 store 0.5 byte per weight plus one fp32 absmax per
   64-weight block (+0.0625 byte); double quantization stores that absmax in
   8 bits with one fp32 per 256 blocks (+0.0159 byte), saving ~0.37 bit/weight.
+  Each 4-bit layer also keeps a 64-byte code table (+1,028 bytes with double
+  quantization): negligible at 7B, visible in the offline models.
 * KV cache: ``2 * layers * n_kv * d * context * batch * bytes_per_value``.
 """
 
@@ -123,7 +125,10 @@ def weight_bytes(shape: ModelShape, precision: str, compute_dtype: str = "float1
     if precision in BYTES_16:
         return shape.params * BYTES_16[precision]
     scales = 4 * shape.layers * shape.linear_out_features_per_layer if precision == "int8" else 0
-    return (shape.linear_params * QUANT_LINEAR_BYTES[precision] + scales
+    # each 4-bit layer also keeps its 16-entry code table (fp32), and with double
+    # quantization a 256-entry table and an offset for the absmax values
+    tables = 7 * shape.layers * ((64 if precision != "int8" else 0) + (1028 if precision.endswith("-dq") else 0))
+    return (shape.linear_params * QUANT_LINEAR_BYTES[precision] + scales + tables
             + shape.other_params * BYTES_16[compute_dtype])
 
 
@@ -150,3 +155,27 @@ def check_fits(estimate: MemoryEstimate, available_gb: float, *, where: str = "G
             f"({estimate.weights_gb:.1f} GB weights + {estimate.kv_cache_gb:.1f} GB KV cache "
             f"+ {headroom_gb:.1f} GB headroom) but this {where} has {available_gb:.1f} GB. "
             f"Try a 4-bit precision (nf4), a shorter context, or a smaller model.")
+
+
+def measured_weight_bytes(model) -> int:
+    """Bytes the model's weights really occupy, quantization constants included.
+
+    ``model.get_memory_footprint()`` counts parameters and buffers but not the
+    constants bitsandbytes keeps beside them (4-bit absmax, double-quantization
+    state, int8 row scales), so it would hide what double quantization saves.
+    """
+    def nbytes(t) -> int:
+        return t.numel() * t.element_size() if t is not None and hasattr(t, "numel") else 0
+
+    seen, total = set(), 0
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if id(tensor) in seen:   # tied embeddings are counted once
+            continue
+        seen.add(id(tensor))
+        total += nbytes(tensor)
+        state = getattr(tensor, "quant_state", None)
+        while state is not None:
+            total += nbytes(state.absmax) + nbytes(state.code) + nbytes(getattr(state, "offset", None))
+            state = getattr(state, "state2", None)
+        total += nbytes(getattr(tensor, "SCB", None))
+    return total

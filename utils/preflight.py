@@ -59,6 +59,22 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
     return checks
 
 
+def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048) -> str:
+    """The precision to run the target in: the compute dtype if it fits, else the first
+    of the profile's precisions that does (on a T4, fp16 Qwen3-8B does not: NF4 it is)."""
+    shape = ModelShape.from_config(model_config(profile.target))
+    available = hw.vram_gb if hw.device == "cuda" else hw.ram_gb
+    for precision in dict.fromkeys([hw.compute_dtype] + list(profile.precisions)):
+        try:
+            check_fits(predict_memory(shape, precision, context=context,
+                                      compute_dtype=hw.compute_dtype), available)
+            return precision
+        except ModelTooLargeError:
+            continue
+    raise ModelTooLargeError(f"{profile.target.id} fits in none of {profile.precisions} on this "
+                             f"machine; choose a smaller profile")
+
+
 def network_checks(profile: Profile) -> list[Check]:
     refs = [getattr(profile, r) for r in ("target", "draft", "baseline")]
     if all(r.is_offline for r in refs):

@@ -4,13 +4,14 @@
   of a fixed text. Only comparable between models with the same tokenizer.
 * **bits per byte**: total cross-entropy in bits divided by the text's UTF-8
   bytes; comparable across tokenizers.
-* **exact match**: the share of prompts whose greedy completion's first line
-  equals the expected answer (whitespace-stripped).
+* **exact match**: the share of code-completion prompts whose greedy
+  continuation is exactly the expected next identifier.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,34 +60,30 @@ def perplexity(model, tokenizer, text: str, *, window: int = 256, max_tokens: in
                       bits_per_byte=nll / math.log(2) / max(scored_bytes, 1), tokens=count)
 
 
-def completion_items(text: str, n: int = 40, context_chars: int = 300) -> list[dict]:
-    """Next-line completion questions drawn deterministically from code ``text``.
+# Where a code completion question stops: right after one of these keywords,
+# the answer being the identifier that follows.
+CUES = re.compile(r"(?:\b(?:return|import|raise|def|class|self\.|isinstance\(|for \w+ in))\s*(?=([A-Za-z_]\w*))")
 
-    Each item's prompt is the ``context_chars`` before a line plus its
-    indentation; the answer is the rest of that line. Lines of 12-50 characters
-    that are not comments or blank are candidates; every k-th is taken.
+
+def completion_items(text: str, n: int = 40, context_chars: int = 300) -> list[dict]:
+    """Next-identifier questions drawn deterministically from code ``text``.
+
+    Each prompt is the ``context_chars`` of code before a cue such as ``return``,
+    ``import``, ``raise``, ``def`` or ``self.``, ending just after the cue; the
+    answer is the identifier the code continues with. Every k-th cue is taken.
     """
-    lines = text.splitlines(keepends=True)
-    offsets, pos = [], 0
-    for line in lines:
-        offsets.append(pos)
-        pos += len(line)
-    candidates = []
-    for i, line in enumerate(lines):
-        body = line.strip()
-        if 12 <= len(body) <= 50 and not body.startswith(("#", '"', "'")) and offsets[i] >= context_chars:
-            indent = line[: len(line) - len(line.lstrip())]
-            prompt = text[offsets[i] - context_chars: offsets[i]] + indent
-            candidates.append(dict(prompt=prompt, answer=body))
+    candidates = [dict(prompt=text[m.end() - context_chars:m.end()], answer=m.group(1))
+                  for m in CUES.finditer(text) if m.end() >= context_chars]
     if not candidates:
         raise ValueError("no completion candidates in the text")
     step = max(1, len(candidates) // n)
     return candidates[::step][:n]
 
 
-def exact_match(model, tokenizer, items: list[dict], *, max_new_tokens: int = 24,
+def exact_match(model, tokenizer, items: list[dict], *, max_new_tokens: int = 8,
                 device: str = "cpu") -> float:
-    """Share of ``items`` (dicts with prompt, answer) answered exactly by greedy decoding."""
+    """Share of ``items`` (dicts with prompt, answer) whose greedy continuation starts with
+    exactly the answer identifier (leading spaces ignored)."""
     import torch
 
     if not items:
@@ -98,6 +95,6 @@ def exact_match(model, tokenizer, items: list[dict], *, max_new_tokens: int = 24
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
         completion = tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        first_line = completion.split("\n", 1)[0].strip()
-        correct += first_line == item["answer"].strip()
+        word = re.match(r"\s*(\w*)", completion).group(1)
+        correct += word == item["answer"]
     return correct / len(items)

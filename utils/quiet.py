@@ -14,6 +14,8 @@ def quiet_transformers() -> None:
     """Silence transformers/hub progress bars and info-level logging (idempotent)."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # tqdm warns on stderr when Jupyter lacks ipywidgets; the kit shows no progress bars.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     from transformers.utils import logging
 
     logging.set_verbosity_error()

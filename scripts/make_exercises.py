@@ -1,0 +1,108 @@
+"""Generate the exercise notebooks in notebooks/ from the solved ones in solutions/.
+
+Each exercise is written once, in its solution notebook:
+
+    ### BEGIN SOLUTION
+    my_cost = cost_per_million(lab.price_per_hour, rate)
+    ### END SOLUTION
+    #STUB my_cost = None   # use cost_per_million(...)
+
+In notebooks/ the lines between the markers become "# YOUR CODE HERE" and each
+"#STUB " line becomes code, so an unsolved exercise leaves a placeholder value
+(None) and the cells after it still run. The badge link is pointed at the
+exercise copy. Outputs of changed cells are cleared; the others are kept.
+
+    python scripts/make_exercises.py            # write notebooks/
+    python scripts/make_exercises.py --check    # exit 1 if notebooks/ is out of sync
+    python scripts/make_exercises.py --execute  # also run both sets and store outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTIONS, EXERCISES = REPO / "solutions", REPO / "notebooks"
+BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "#STUB "
+
+
+def strip_solution(source: str) -> str:
+    out, inside = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        indent = line[: len(line) - len(line.lstrip())]
+        if stripped == BEGIN:
+            inside = True
+            out.append(indent + "# YOUR CODE HERE (see the hint above)")
+        elif stripped == END:
+            inside = False
+        elif inside:
+            continue
+        elif stripped.startswith(STUB):
+            out.append(indent + stripped[len(STUB):])
+        else:
+            out.append(line)
+    if inside:
+        raise ValueError("a solution block is not closed with " + END)
+    return "\n".join(out)
+
+
+def exercise_version(nb):
+    ex = copy.deepcopy(nb)
+    for cell in ex.cells:
+        if cell.cell_type == "markdown":
+            cell.source = cell.source.replace("/blob/main/solutions/", "/blob/main/notebooks/")
+        elif BEGIN in cell.source:
+            cell.source = strip_solution(cell.source)
+            cell.outputs, cell.execution_count = [], None
+    return ex
+
+
+def sources(nb) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source) for c in nb.cells]
+
+
+def execute(path: Path) -> None:
+    from nbclient import NotebookClient
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=1200, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(nb, path)
+    print(f"executed {path.relative_to(REPO)}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--execute", action="store_true")
+    args = parser.parse_args(argv)
+    stale = []
+    for sol in sorted(SOLUTIONS.glob("*.ipynb")):
+        ex = exercise_version(nbformat.read(sol, as_version=4))
+        target = EXERCISES / sol.name
+        if args.check:
+            if not target.exists() or sources(nbformat.read(target, as_version=4)) != sources(ex):
+                stale.append(target.name)
+            continue
+        if args.execute:
+            execute(sol)
+            ex = exercise_version(nbformat.read(sol, as_version=4))
+        nbformat.write(ex, target)
+        if args.execute:
+            execute(target)
+    extra = {p.name for p in EXERCISES.glob("*.ipynb")} - {p.name for p in SOLUTIONS.glob("*.ipynb")}
+    stale += sorted(extra)
+    if args.check and stale:
+        print("out of sync with solutions/: " + ", ".join(stale) +
+              "\nrun: python scripts/make_exercises.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

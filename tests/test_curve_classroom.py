@@ -1,0 +1,60 @@
+import pytest
+
+from utils.classroom import merge
+from utils.cost import what_if
+from utils.curve import curve_rows, write_curve
+from utils.results import ResultsStore
+
+
+def add(store, step, rate, gpu_name=None, **settings):
+    hw = {"gpu_name": gpu_name, "vram_gb": 15.0 if gpu_name else None, "device": "cuda" if gpu_name else "cpu"}
+    store.append("benchmark", step=step, settings=dict(model="m", precision="nf4", **settings),
+                 metrics={"e2e_tok_s": {"median": rate}},
+                 context={"timestamp": "2026-11-22T00:00:00+00:00", "hardware": hw})
+
+
+def test_curve_takes_the_best_config_per_step_in_workshop_order(tmp_path):
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "+ batching", 400.0)
+    add(store, "target", 100.0)
+    add(store, "+ 4-bit", 150.0)
+    add(store, "+ 4-bit", 200.0)
+    rows = curve_rows(store.records(), price_per_hour=3.6)
+    assert [r["step"] for r in rows] == ["target", "+ 4-bit", "+ batching"]
+    # $3.6/h at 100 tok/s = 3.6 / 360000 * 1e6 = $10 per 1M tokens
+    assert rows[0]["usd_per_million"] == pytest.approx(10.0)
+    assert rows[1]["vs_previous"] == pytest.approx(2.0) and rows[2]["vs_first"] == pytest.approx(4.0)
+
+
+def test_one_call_writes_png_and_csv(tmp_path):
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0)
+    add(store, "+ 4-bit", 300.0, random_weights=True)
+    csv_path, png_path = write_curve(store, tmp_path / "out", 1.0)
+    assert png_path.stat().st_size > 10_000 and png_path.read_bytes()[:4] == b"\x89PNG"
+    text = csv_path.read_text()
+    assert "RANDOM WEIGHTS" in text and text.count("\n") == 3
+
+
+def test_empty_store_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no benchmark measurements"):
+        write_curve(ResultsStore(tmp_path / "none.jsonl"), tmp_path, 1.0)
+
+
+def test_class_merge_mixes_hardware_and_skips_a_malformed_file(tmp_path):
+    add(ResultsStore(tmp_path / "alice.jsonl"), "target", 100.0, gpu_name="Tesla T4")
+    add(ResultsStore(tmp_path / "bob.jsonl"), "target", 1000.0, gpu_name="NVIDIA H100 80GB HBM3")
+    add(ResultsStore(tmp_path / "carol.jsonl"), "target", 20.0)                    # CPU
+    (tmp_path / "dave.jsonl").write_text("{broken\n")
+    messages = []
+    rows = merge(sorted(tmp_path.glob("*.jsonl")), log=messages.append)
+    assert {r["learner"]: r["gpu"] for r in rows} == {"alice": "T4", "bob": "H100-SXM", "carol": "cpu-laptop"}
+    assert len(messages) == 1 and "dave.jsonl" in messages[0] and "line 1" in messages[0]
+    alice = next(r for r in rows if r["learner"] == "alice")
+    assert alice["usd_per_million"] == pytest.approx(0.35 / (100 * 3600) * 1e6)
+
+
+def test_what_if_is_labelled_a_prediction():
+    w = what_if(measured_tok_s=50, roofline_here=100, roofline_there=400, price_there=2.0)
+    assert w["label"] == "prediction" and w["predicted_tok_s"] == pytest.approx(200)
+    assert w["predicted_usd_per_million"] == pytest.approx(2.0 / (200 * 3600) * 1e6)

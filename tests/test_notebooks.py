@@ -1,0 +1,66 @@
+"""The notebooks' structure: headers, badges, exercises, markers, and the exercise copies in sync."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SOLVED = sorted((REPO / "solutions").glob("*.ipynb"))
+ALL = SOLVED + sorted((REPO / "notebooks").glob("*.ipynb"))
+EXPECTED = ["00_setup_preflight", "01_measuring_cost", "02_quantization", "03_attention_kernels",
+            "04_speculative_decoding", "05_batching", "06_larger_baseline", "07_cost_curve"]
+
+
+def test_the_whole_sequence_exists():
+    assert [p.stem for p in SOLVED] == EXPECTED
+    assert sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb")) == EXPECTED
+
+
+def test_exercise_notebooks_are_generated_from_solutions():
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "make_exercises.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_header_badge_points_at_this_file(path):
+    nb = nbformat.read(path, as_version=4)
+    head = nb.cells[0].source
+    link = re.search(r"colab\.research\.google\.com/github/[^/]+/[^/]+/blob/main/([^)\s]+)", head)
+    assert link, "no Open-in-Colab badge"
+    assert (REPO / link.group(1)).resolve() == path.resolve()
+    for needed in ("**Goal.**", "estimated time", "CPU", "T4", "A100", "**GPU needed:**"):
+        assert needed in head
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_markers_are_whole_lines_and_checked_cells_have_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            if "NBVAL" in line:
+                assert line.strip() in ("# NBVAL_CHECK_OUTPUT", "# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP")
+        if "# NBVAL_CHECK_OUTPUT" in cell.source:
+            assert cell.outputs, "a checked cell needs a stored output to compare with"
+
+
+@pytest.mark.parametrize("path", SOLVED, ids=lambda p: p.name)
+def test_exercises_have_difficulty_marks_and_solutions(path):
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    exercises = re.findall(r"### Exercise \d+ (★+☆*)", text)
+    assert 2 <= len(exercises) <= 4
+    assert "### BEGIN SOLUTION" in text
+    setup = nb.cells[1].source
+    assert "google.colab" in setup and "sys.path.insert" in setup
+
+
+def test_setup_cell_is_identical_everywhere():
+    setups = {nbformat.read(p, as_version=4).cells[1].source for p in ALL}
+    assert len(setups) == 1

@@ -1,0 +1,77 @@
+"""The offline profile's models make the workshop's comparisons meaningful.
+
+They load through the same load_model() path as hub models; these tests fail if
+a rebuild makes the draft useless, the baseline no better than the target, or
+4-bit quantization visibly harmful.
+"""
+
+import json
+
+import pytest
+
+from utils.loading import OFFLINE_DIR, load_model
+from utils.measure import make_inputs
+from utils.quality import heldout_text, perplexity
+from utils.speculative import AcceptanceRecorder, check_pair, set_draft_length
+
+ROLES = ("draft", "target", "baseline")
+PPL_TOKENS = 4096
+
+
+@pytest.fixture(scope="module")
+def models(cpu_hw):
+    return {role: load_model(f"offline:{role}", "float32", hw=cpu_hw) for role in ROLES}
+
+
+@pytest.fixture(scope="module")
+def ppl(models):
+    return {role: perplexity(m.model, m.tokenizer, heldout_text(), max_tokens=PPL_TOKENS).perplexity
+            for role, m in models.items()}
+
+
+def test_models_are_safetensors_llamas_with_bitsandbytes_friendly_sizes():
+    for role in ROLES:
+        folder = OFFLINE_DIR / role
+        assert (folder / "model.safetensors").is_file()
+        assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
+        cfg = json.loads((folder / "config.json").read_text())
+        assert cfg["model_type"] == "llama"
+        assert cfg["hidden_size"] % 64 == 0 and cfg["intermediate_size"] % 64 == 0
+        assert (folder / "tokenizer.json").is_file()
+
+
+def test_sizes_draft_at_least_4x_smaller_baseline_larger(models):
+    n = {role: m.model.num_parameters() for role, m in models.items()}
+    assert n["target"] >= 4 * n["draft"]
+    assert n["baseline"] >= 2 * n["target"]
+    check_pair(models["target"].model.config, models["draft"].model.config)
+
+
+def test_perplexity_ordering_baseline_target_draft(ppl):
+    assert ppl["baseline"] < ppl["target"] < ppl["draft"]
+
+
+def test_trained_not_random(ppl):
+    # a uniform guess over 2,048 tokens has perplexity 2,048
+    assert ppl["draft"] < 200
+
+
+def test_nf4_costs_only_a_few_percent_of_perplexity(cpu_hw, ppl):
+    nf4 = load_model("offline:target", "nf4", hw=cpu_hw)
+    assert type(nf4.model.model.layers[0].mlp.down_proj).__name__ == "Linear4bit"
+    q = perplexity(nf4.model, nf4.tokenizer, heldout_text(), max_tokens=PPL_TOKENS).perplexity
+    assert abs(q / ppl["target"] - 1) < 0.05
+
+
+def test_greedy_draft_acceptance_well_above_chance(models):
+    import torch
+    target, draft = models["target"], models["draft"]
+    set_draft_length(draft.model, 4)
+    text = heldout_text()
+    with AcceptanceRecorder(target.model) as rec, torch.inference_mode():
+        for start in (0, 6000, 12000, 18000):
+            inputs = make_inputs(target.tokenizer, text[start:start + 2000], 96)
+            target.model.generate(**inputs, assistant_model=draft.model, max_new_tokens=48,
+                                  do_sample=False, pad_token_id=target.tokenizer.pad_token_id)
+    assert rec.stats.steps > 10
+    assert rec.stats.acceptance_rate >= 0.4      # chance would be ~1/2048

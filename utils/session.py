@@ -1,0 +1,59 @@
+"""What every notebook does first: quiet libraries, detect hardware, choose a profile, open the store.
+
+    from utils.session import start
+    lab = start("01 measuring cost")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .data import gpu
+from .hardware import Hardware, detect_hardware
+from .profiles import Profile, load_profile
+from .quality import heldout_text
+from .quiet import quiet_transformers
+from .results import ResultsStore, run_context
+
+
+@dataclass
+class Lab:
+    notebook: str
+    hw: Hardware
+    profile: Profile
+    store: ResultsStore
+    price_per_hour: float
+    text: str
+
+    @property
+    def device(self) -> str:
+        return self.hw.device
+
+    def record(self, step: str, settings: dict, metrics: dict, kind: str = "notebook") -> dict:
+        """Append one measurement, with its full context, to the results store."""
+        settings = dict(settings, profile=self.profile.name, notebook=self.notebook,
+                        price_per_hour=self.price_per_hour)
+        return self.store.append(kind, step=step, settings=settings, metrics=metrics,
+                                 context=run_context(self.hw))
+
+
+def start(notebook: str, profile: str | None = None, results: str | None = None) -> Lab:
+    """Set up a notebook and print one line per fact a learner should check."""
+    quiet_transformers()
+    import torch
+    torch.manual_seed(0)
+    hw = detect_hardware()
+    prof = load_profile(profile, hw)
+    store = ResultsStore(results)
+    price = gpu(prof.gpu_price_key)["price_per_hour_usd"]
+    print(f"hardware : {hw.summary()}")
+    print(f"profile  : {prof.name} - {prof.description}")
+    print(f"results  : {store.path} ({len(store.records(skip_corrupt=True))} records so far)")
+    print(f"price    : ${price}/h default for {prof.gpu_price_key} (set lab.price_per_hour to yours)")
+    return Lab(notebook=notebook, hw=hw, profile=prof, store=store, price_per_hour=price,
+               text=heldout_text())
+
+
+def verdict(ok: bool, good: str, bad: str) -> None:
+    """A checkpoint: tell the learner in plain words whether a result is plausible."""
+    print(("PLAUSIBLE: " + good) if ok else ("CHECK THIS: " + bad))
