@@ -112,7 +112,7 @@ class TimingStreamer:
 class PeakMemory:
     """Peak memory over a block: CUDA allocator counters, or sampled process RSS on CPU."""
 
-    def __init__(self, device: str, interval_s: float = 0.002):
+    def __init__(self, device: str, interval_s: float = 0.01):
         self.device, self.interval = device, interval_s
         self.peak_bytes = 0
         self._stop = threading.Event()

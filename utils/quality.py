@@ -65,15 +65,20 @@ def perplexity(model, tokenizer, text: str, *, window: int = 256, max_tokens: in
 CUES = re.compile(r"(?:\b(?:return|import|raise|def|class|self\.|isinstance\(|for \w+ in))\s*(?=([A-Za-z_]\w*))")
 
 
-def completion_items(text: str, n: int = 40, context_chars: int = 300) -> list[dict]:
+def completion_items(text: str, n: int = 40, context_chars: int = 600) -> list[dict]:
     """Next-identifier questions drawn deterministically from code ``text``.
 
     Each prompt is the ``context_chars`` of code before a cue such as ``return``,
     ``import``, ``raise``, ``def`` or ``self.``, ending just after the cue; the
-    answer is the identifier the code continues with. Every k-th cue is taken.
+    answer is the identifier the code continues with. Only answers that already
+    occur in the prompt are used (a completion model can find them in context,
+    as an editor's completion would), and every k-th such cue is taken.
     """
-    candidates = [dict(prompt=text[m.end() - context_chars:m.end()], answer=m.group(1))
-                  for m in CUES.finditer(text) if m.end() >= context_chars]
+    candidates = []
+    for m in CUES.finditer(text):
+        prompt, answer = text[max(0, m.end() - context_chars):m.end()], m.group(1)
+        if m.end() >= context_chars and re.search(rf"\b{re.escape(answer)}\b", prompt):
+            candidates.append(dict(prompt=prompt, answer=answer))
     if not candidates:
         raise ValueError("no completion candidates in the text")
     step = max(1, len(candidates) // n)

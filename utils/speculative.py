@@ -16,12 +16,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-def set_draft_length(draft_model, n: int, schedule: str = "constant") -> None:
-    """Make the draft propose ``n`` tokens per step (``schedule="heuristic"`` adapts it)."""
+def set_draft_length(draft_model, n: int, schedule: str = "constant",
+                     confidence_threshold: float | None = 0.0) -> None:
+    """Make the draft propose ``n`` tokens per step.
+
+    With ``schedule="constant"`` and ``confidence_threshold=0`` the draft always
+    proposes exactly ``n`` tokens, the fixed draft length of Leviathan et al.'s
+    formula. transformers' own defaults adapt instead: ``schedule="heuristic"``
+    grows or shrinks ``n`` after each step, and a confidence threshold (0.4 by
+    default, itself re-tuned across calls) stops drafting early when the draft
+    is unsure; pass ``confidence_threshold=None`` to keep that behaviour.
+    """
     if n < 1:
         raise ValueError("the draft length must be at least 1")
-    draft_model.generation_config.num_assistant_tokens = n
-    draft_model.generation_config.num_assistant_tokens_schedule = schedule
+    config = draft_model.generation_config
+    config.num_assistant_tokens = n
+    config.num_assistant_tokens_schedule = schedule
+    if confidence_threshold is not None:
+        config.assistant_confidence_threshold = confidence_threshold
 
 
 def check_pair(target_config, draft_config) -> None:

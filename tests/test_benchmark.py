@@ -1,0 +1,60 @@
+"""The headless benchmark and the main job, end to end on a small offline profile."""
+
+import pytest
+
+from utils import benchmark, lab
+from utils.results import ResultsStore
+
+QUICK = """
+[quick]
+description    = "offline models, minimal settings for tests"
+device         = "cpu"
+target         = { id = "offline:target",   revision = "local" }
+draft          = { id = "offline:draft",    revision = "local" }
+baseline       = { id = "offline:baseline", revision = "local" }
+precisions     = ["float32", "nf4"]
+attention      = ["eager", "sdpa", "flash_attention_2"]
+prompt_tokens  = [16, 32]
+new_tokens     = 4
+warmup         = 0
+repeats        = 1
+batch_sizes    = [1, 2]
+draft_lengths  = [2]
+gpu_price_key  = "cpu-laptop"
+"""
+
+
+@pytest.fixture
+def quick_profile(tmp_path, monkeypatch):
+    path = tmp_path / "quick.toml"
+    path.write_text(QUICK)
+    monkeypatch.setenv("LLMFLATION_PROFILES_FILE", str(path))
+    monkeypatch.setattr(benchmark, "PPL_TOKENS", 256)
+    monkeypatch.setattr(benchmark, "EM_ITEMS", 2)
+    return "quick"
+
+
+def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_path, capsys):
+    results = tmp_path / "r.jsonl"
+    assert lab.main(["--profile", quick_profile, "--results", str(results)]) == 0
+    records = ResultsStore(results).records()
+    steps = {r["step"] for r in records}
+    assert steps == {"larger baseline", "target", "+ 4-bit", "+ attention", "+ speculative", "+ batching"}
+    for r in records:
+        assert r["hardware"]["device"] == "cpu" and r["software"]["transformers"]
+        assert r["settings"]["random_weights"] is False
+    spec = next(r for r in records if r["step"] == "+ speculative")
+    assert spec["metrics"]["acceptance"]["steps"] >= 1
+    out = capsys.readouterr().out
+    assert "skipping flash_attention_2" in out
+    assert (tmp_path / "cost_curve.png").stat().st_size > 10_000
+    assert (tmp_path / "cost_curve.csv").read_text().count("\n") == 7
+
+
+def test_random_weights_benchmark_is_labelled(quick_profile, tmp_path):
+    results = tmp_path / "r.jsonl"
+    benchmark.main(["--profile", quick_profile, "--results", str(results), "--random-weights",
+                    "--steps", "precision"])
+    records = ResultsStore(results).records()
+    assert records and all(r["settings"]["random_weights"] for r in records)
+    assert all("perplexity" not in r["metrics"] for r in records)   # no quality from random weights
