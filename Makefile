@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 .PHONY: lab install test models curve clean
 
 lab: install                     ## preflight, benchmark on this machine's profile, cost curve
-	$(PY) -m utils.lab
+	PYTHONUNBUFFERED=1 $(PY) -m utils.lab
 
 install: $(VENV)/.installed      ## virtual environment with torch (CPU build without a GPU) and the kit
 

@@ -10,11 +10,12 @@ Each exercise is written once, in its solution notebook:
 In notebooks/ the lines between the markers become "# YOUR CODE HERE" and each
 "#STUB " line becomes code, so an unsolved exercise leaves a placeholder value
 (None) and the cells after it still run. The badge link is pointed at the
-exercise copy. Outputs of changed cells are cleared; the others are kept.
+exercise copy. Only the outputs of "# NBVAL_CHECK_OUTPUT" cells are kept (nbval
+compares them); every other output is cleared, so no solution result shows.
 
     python scripts/make_exercises.py            # write notebooks/
     python scripts/make_exercises.py --check    # exit 1 if notebooks/ is out of sync
-    python scripts/make_exercises.py --execute  # also run both sets and store outputs
+    python scripts/make_exercises.py --execute  # run the solutions first, storing their outputs
 """
 
 from __future__ import annotations
@@ -57,9 +58,13 @@ def exercise_version(nb):
     for cell in ex.cells:
         if cell.cell_type == "markdown":
             cell.source = cell.source.replace("/blob/main/solutions/", "/blob/main/notebooks/")
-        elif BEGIN in cell.source:
-            cell.source = strip_solution(cell.source)
-            cell.outputs, cell.execution_count = [], None
+        else:
+            if BEGIN in cell.source:
+                cell.source = strip_solution(cell.source)
+            if "# NBVAL_CHECK_OUTPUT" not in cell.source:
+                # learners see their own results, not the solution's (which could
+                # give an answer away); checked cells keep theirs for nbval
+                cell.outputs, cell.execution_count = [], None
     return ex
 
 
@@ -93,8 +98,6 @@ def main(argv=None) -> int:
             execute(sol)
             ex = exercise_version(nbformat.read(sol, as_version=4))
         nbformat.write(ex, target)
-        if args.execute:
-            execute(target)
     extra = {p.name for p in EXERCISES.glob("*.ipynb")} - {p.name for p in SOLUTIONS.glob("*.ipynb")}
     stale += sorted(extra)
     if args.check and stale:

@@ -64,3 +64,12 @@ def test_exercises_have_difficulty_marks_and_solutions(path):
 def test_setup_cell_is_identical_everywhere():
     setups = {nbformat.read(p, as_version=4).cells[1].source for p in ALL}
     assert len(setups) == 1
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_exercise_copies_show_no_solution_output(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "# NBVAL_CHECK_OUTPUT" not in cell.source:
+            assert not cell.outputs
+        assert "### BEGIN SOLUTION" not in cell.source

@@ -114,7 +114,7 @@ class Bench:
             self.record("+ speculative", target, dict(m.as_dict(), acceptance=rec.stats.as_dict()),
                         role="target", draft=draft.ref.id, draft_length=gamma)
             self.log(f"[+ speculative] draft length {gamma}: {m.e2e_tok_s.median:.1f} tok/s, "
-                     f"acceptance {rec.stats.acceptance_rate:.0%}")
+                     f"kept {rec.stats.acceptance_rate:.0%} of drafted tokens, alpha {rec.stats.alpha:.2f}")
         free(draft)
         free(target)
 

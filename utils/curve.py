@@ -81,18 +81,19 @@ def plot(rows: list[dict], path: Path, title: str = "Your LLMflation cost curve"
     series: dict[str, list] = {}
     for p in historical_prices():
         series.setdefault(p["series"], []).append((date.fromisoformat(p["date"]), p["usd_per_million_tokens"]))
-    for name, pts in series.items():
+    styles = ["-", "--", ":"]
+    for i, (name, pts) in enumerate(series.items()):
         pts.sort()
-        left.plot([d for d, _ in pts], [v for _, v in pts], marker="o", label=f"{name} (cited)")
+        left.plot([d for d, _ in pts], [v for _, v in pts], marker="o", linestyle=styles[i % 3],
+                  linewidth=2.5 - 0.5 * i, label=f"{name} (cited)")
     today = date.today()
     for row in rows:
-        left.scatter([today], [row["usd_per_million"]], marker="*", s=120, zorder=3)
-        left.annotate(row["step"], (today, row["usd_per_million"]), textcoords="offset points",
-                      xytext=(6, 0), fontsize=8, va="center")
+        left.scatter([today], [row["usd_per_million"]], marker="*", s=140, zorder=3,
+                     label=f"you: {row['step']}")
     left.set_yscale("log")
     left.set_ylabel("$ per 1M tokens (log)")
     left.set_title("Historical prices vs your measured steps (stars, dated today)")
-    left.legend(fontsize=8, loc="lower left")
+    left.legend(fontsize=7, loc="lower left", ncol=2)
     labels = [r["step"] for r in rows]
     right.bar(labels, [r["usd_per_million"] for r in rows],
               color=["tab:gray" if r["random_weights"] else "tab:blue" for r in rows])
@@ -100,7 +101,7 @@ def plot(rows: list[dict], path: Path, title: str = "Your LLMflation cost curve"
         right.annotate(f"{r['vs_first']:.2g}x", (i, r["usd_per_million"]), ha="center",
                        va="bottom", fontsize=8)
     right.set_yscale("log")
-    right.set_title("$ per 1M tokens by step (x = cheaper than the first step)")
+    right.set_title("$ per 1M tokens by step\n(factor: cheaper than the first step)")
     right.tick_params(axis="x", rotation=30, labelsize=8)
     if any(r["random_weights"] for r in rows):
         fig.text(0.5, 0.01, "Grey bars: RANDOM WEIGHTS (speed and memory are real, quality is not)",
