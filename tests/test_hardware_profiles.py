@@ -119,3 +119,12 @@ def test_unknown_gpu_asks_for_its_numbers():
     from utils.data import gpu_key_for
     with pytest.raises(KeyError, match="gpus.csv"):
         gpu_key_for("Imaginary GPU 9000")
+
+
+def test_baseline_precision_falls_back_to_nf4_or_refuses(hw):
+    from utils.memory import ModelTooLargeError
+    from utils.preflight import fitting_precision
+    assert fitting_precision(get_profile("t4"), hw["T4"], role="baseline") == "nf4"
+    assert fitting_precision(get_profile("a100-80"), hw["A100-80"], role="baseline") == "bfloat16"
+    with pytest.raises(ModelTooLargeError, match="Qwen3-14B"):
+        fitting_precision(get_profile("t4"), hw["none"], role="baseline")

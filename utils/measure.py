@@ -95,6 +95,7 @@ class TimingStreamer:
 
     def __init__(self, device: str):
         self.device = device
+        self.start = 0.0              # set by the caller just before generate()
         self.times: list[float] = []
         self._prompt_seen = False
 
@@ -168,12 +169,12 @@ def _generate(model, inputs, new_tokens: int, device: str, streamer=None, **kwar
 
     synchronize(device)
     start = time.perf_counter()
+    if streamer is not None:
+        streamer.start = start
     with torch.inference_mode():
         model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
                        do_sample=False, streamer=streamer, **kwargs)
     synchronize(device)
-    if streamer is not None:
-        streamer.start = start
     return time.perf_counter() - start
 
 

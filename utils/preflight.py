@@ -59,20 +59,23 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
     return checks
 
 
-def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048) -> str:
-    """The precision to run the target in: the compute dtype if it fits, else the first
-    of the profile's precisions that does (on a T4, fp16 Qwen3-8B does not: NF4 it is)."""
-    shape = ModelShape.from_config(model_config(profile.target))
+def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role: str = "target") -> str:
+    """The precision to run a profile model in: the compute dtype if it fits, else the first
+    of the profile's precisions that does for the target (NF4 for the draft and baseline).
+    On a T4, fp16 Qwen3-8B does not fit: NF4 it is. Raises ModelTooLargeError if none fits."""
+    ref = getattr(profile, role)
+    shape = ModelShape.from_config(model_config(ref))
     available = hw.vram_gb if hw.device == "cuda" else hw.ram_gb
-    for precision in dict.fromkeys([hw.compute_dtype] + list(profile.precisions)):
+    candidates = profile.precisions if role == "target" else ["nf4"]
+    for precision in dict.fromkeys([hw.compute_dtype] + list(candidates)):
         try:
             check_fits(predict_memory(shape, precision, context=context,
                                       compute_dtype=hw.compute_dtype), available)
             return precision
         except ModelTooLargeError:
             continue
-    raise ModelTooLargeError(f"{profile.target.id} fits in none of {profile.precisions} on this "
-                             f"machine; choose a smaller profile")
+    raise ModelTooLargeError(f"{ref.id} fits in none of {list(dict.fromkeys([hw.compute_dtype] + list(candidates)))} "
+                             f"on this machine; choose a smaller profile")
 
 
 def network_checks(profile: Profile) -> list[Check]:
