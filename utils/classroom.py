@@ -21,12 +21,7 @@ from .results import CorruptResultsError, ResultsStore
 def price_for(records: list[dict]) -> tuple[float, str]:
     """The default $/hour for the hardware in a learner's records (their last record wins)."""
     hw = next((r.get("hardware") for r in reversed(records) if r.get("hardware")), None) or {}
-    try:
-        key = gpu_key_for(hw.get("gpu_name"), hw.get("vram_gb"))
-    except KeyError:
-        key = "cpu-laptop" if not hw.get("gpu_name") else None
-    if key is None:
-        raise KeyError(f"unknown GPU {hw.get('gpu_name')!r}")
+    key = gpu_key_for(hw.get("gpu_name"), hw.get("vram_gb"))   # KeyError names an unknown GPU
     return gpu(key)["price_per_hour_usd"], key
 
 
