@@ -59,6 +59,7 @@ def exercise_version(nb):
         if cell.cell_type == "markdown":
             cell.source = cell.source.replace("/blob/main/solutions/", "/blob/main/notebooks/")
         else:
+            cell.metadata.pop("execution", None)   # run timestamps: noise in every diff
             if BEGIN in cell.source:
                 cell.source = strip_solution(cell.source)
             if "# NBVAL_CHECK_OUTPUT" not in cell.source:
@@ -77,8 +78,10 @@ def execute(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=1200, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)      # run timestamps: noise in every diff
     nbformat.write(nb, path)
-    print(f"executed {path.relative_to(REPO)}")
+    print(f"executed {path.resolve().relative_to(REPO)}")
 
 
 def main(argv=None) -> int:

@@ -38,6 +38,7 @@ def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_pa
     results = tmp_path / "r.jsonl"
     assert lab.main(["--profile", quick_profile, "--results", str(results)]) == 0
     records = ResultsStore(results).records()
+    out = capsys.readouterr().out
     steps = {r["step"] for r in records}
     assert steps == {"larger baseline", "target", "+ 4-bit", "+ attention", "+ speculative", "+ batching"}
     for r in records:
@@ -45,7 +46,23 @@ def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_pa
         assert r["settings"]["random_weights"] is False
     spec = next(r for r in records if r["step"] == "+ speculative")
     assert spec["metrics"]["acceptance"]["steps"] >= 1
-    out = capsys.readouterr().out
+    # the later steps build on the fastest configuration measured before them
+    rate = lambda r: r["metrics"]["e2e_tok_s"]["median"]                       # noqa: E731
+    standard = [r for r in records if r["metrics"]["prompt_tokens"] == 16]
+    fastest_precision = max((r for r in standard if r["step"] in ("target", "+ 4-bit")), key=rate)
+    assert all(r["settings"]["builds_on"] == fastest_precision["step"] and
+               r["settings"]["precision"] == fastest_precision["settings"]["precision"]
+               for r in records if r["step"] == "+ attention")
+    attention = max((r for r in standard if r["step"] == "+ attention"), key=rate)
+    if attention["settings"]["attn_implementation"] == fastest_precision["settings"]["attn_implementation"]:
+        fastest = fastest_precision          # a re-measurement of the same configuration adds nothing
+    else:
+        fastest = max(attention, fastest_precision, key=rate)
+    for r in records:
+        if r["step"] in ("+ speculative", "+ batching"):
+            assert r["settings"]["builds_on"] == fastest["step"]
+            assert r["settings"]["attn_implementation"] == fastest["settings"]["attn_implementation"]
+    assert "compounding from larger baseline to" in out
     assert "skipping flash_attention_2" in out
     assert (tmp_path / "cost_curve.png").stat().st_size > 10_000
     assert (tmp_path / "cost_curve.csv").read_text().count("\n") == 7

@@ -6,29 +6,31 @@ from utils.curve import curve_rows, write_curve
 from utils.results import ResultsStore
 
 
-def add(store, step, rate, gpu_name=None, **settings):
+def add(store, step, rate, gpu_name=None, precision="nf4", batch=1, **settings):
     hw = {"gpu_name": gpu_name, "vram_gb": 15.0 if gpu_name else None, "device": "cuda" if gpu_name else "cpu"}
-    store.append("benchmark", step=step, settings=dict(model="m", precision="nf4", **settings),
-                 metrics={"e2e_tok_s": {"median": rate}},
+    store.append("benchmark", step=step, settings=dict(model="m", precision=precision, **settings),
+                 metrics={"e2e_tok_s": {"median": rate}, "batch": batch},
                  context={"timestamp": "2026-11-22T00:00:00+00:00", "hardware": hw})
 
 
 def test_curve_takes_the_best_config_per_step_in_workshop_order(tmp_path):
     store = ResultsStore(tmp_path / "r.jsonl")
-    add(store, "+ batching", 400.0)
-    add(store, "target", 100.0)
+    add(store, "+ batching", 400.0, batch=8)
+    add(store, "target", 100.0, precision="float16")
     add(store, "+ 4-bit", 150.0)
     add(store, "+ 4-bit", 200.0)
     rows = curve_rows(store.records(), price_per_hour=3.6)
     assert [r["step"] for r in rows] == ["target", "+ 4-bit", "+ batching"]
     # $3.6/h at 100 tok/s = 3.6 / 360000 * 1e6 = $10 per 1M tokens
     assert rows[0]["usd_per_million"] == pytest.approx(10.0)
-    assert rows[1]["vs_previous"] == pytest.approx(2.0) and rows[2]["vs_first"] == pytest.approx(4.0)
+    assert rows[1]["factor"] == pytest.approx(2.0) and rows[1]["builds_on"] == "target"
+    assert rows[2]["builds_on"] == "+ 4-bit" and rows[2]["vs_first"] == pytest.approx(4.0)
+    assert rows[2]["kept"] and rows[2]["configuration"] == "m, nf4, batch 8"
 
 
 def test_one_call_writes_png_and_csv(tmp_path):
     store = ResultsStore(tmp_path / "r.jsonl")
-    add(store, "target", 100.0)
+    add(store, "target", 100.0, random_weights=True)
     add(store, "+ 4-bit", 300.0, random_weights=True)
     csv_path, png_path = write_curve(store, tmp_path / "out", 1.0)
     assert png_path.stat().st_size > 10_000 and png_path.read_bytes()[:4] == b"\x89PNG"

@@ -9,9 +9,14 @@ Steps (each appended to the results store with its full context):
 1. ``larger baseline``   - the profile's baseline model in the compute dtype
 2. ``target``            - the target model in the compute dtype
 3. ``+ 4-bit``           - the target in NF4 (and every other profile precision)
-4. ``+ attention``       - eager vs SDPA prefill across prompt lengths
+4. ``+ attention``       - every attention implementation across prompt lengths
 5. ``+ speculative``     - assisted generation with the draft, per draft length
 6. ``+ batching``        - throughput across batch sizes
+
+Steps 4-6 build on the cheapest configuration measured before them (see
+utils.steps): the attention sweep runs at the fastest precision, speculative
+decoding and batching at the fastest precision and attention implementation.
+Each record names the step it built on (``settings["builds_on"]``).
 
 Results measured with ``--random-weights`` are labelled so in every record;
 their speed and memory are real, their quality figures are meaningless and are
@@ -33,6 +38,7 @@ from .quality import completion_items, exact_match, heldout_text, perplexity
 from .quiet import quiet_transformers
 from .results import ResultsStore, run_context
 from .speculative import AcceptanceRecorder, set_draft_length
+from .steps import build_on
 
 PPL_TOKENS = 4096      # held-out tokens scored for perplexity
 EM_ITEMS = 40          # code-completion questions (as in the notebooks)
@@ -48,6 +54,14 @@ class Bench:
         self.text = heldout_text()
         self.context = run_context(hw)  # one context for the whole run
         self.target_precision = fitting_precision(profile, hw)
+
+    def base(self, step: str) -> dict:
+        """What ``step`` builds on: the cheapest configuration measured so far here (utils.steps)."""
+        group = (self.profile.name, self.hw.gpu_name, self.random_weights)
+        base = build_on(step, self.store.records(skip_corrupt=True), group, self.target_precision)
+        self.log(f"[{step}] building on {base['builds_on'] or 'nothing measured yet'}: "
+                 f"{base['precision']}, {base['attn_implementation']}")
+        return base
 
     def load(self, role: str, precision: str | None = None, attn: str = "sdpa") -> Loaded:
         ref = getattr(self.profile, role)
@@ -92,19 +106,21 @@ class Bench:
         free(loaded)
 
     def attention(self) -> None:
+        base = self.base("+ attention")
         for attn in self.profile.attention:
             if attn == "flash_attention_2" and not self.hw.flash_attn_usable:
                 self.log(f"[+ attention] skipping {attn}: not usable on this machine")
                 continue
-            loaded = self.load("target", self.target_precision, attn)
+            loaded = self.load("target", base["precision"], attn)
             for n in self.profile.prompt_tokens:
                 m = self.generation(loaded, prompt_tokens=n)
-                self.record("+ attention", loaded, m.as_dict(), role="target")
+                self.record("+ attention", loaded, m.as_dict(), role="target", builds_on=base["builds_on"])
                 self.log(f"[+ attention] {attn} prompt {n}: prefill {m.prefill_s.median * 1e3:.1f} ms")
             free(loaded)
 
     def speculative(self) -> None:
-        target = self.load("target", self.target_precision)
+        base = self.base("+ speculative")
+        target = self.load("target", base["precision"], base["attn_implementation"])
         draft = self.load("draft")
         for gamma in self.profile.draft_lengths:
             set_draft_length(draft.model, gamma)
@@ -112,7 +128,8 @@ class Bench:
             with AcceptanceRecorder(target.model) as rec:
                 self.generation_once(target, draft)
             self.record("+ speculative", target, dict(m.as_dict(), acceptance=rec.stats.as_dict()),
-                        role="target", draft=draft.ref.id, draft_length=gamma)
+                        role="target", draft=draft.ref.id, draft_length=gamma,
+                        builds_on=base["builds_on"])
             self.log(f"[+ speculative] draft length {gamma}: {m.e2e_tok_s.median:.1f} tok/s, "
                      f"kept {rec.stats.acceptance_rate:.0%} of drafted tokens, alpha {rec.stats.alpha:.2f}")
         free(draft)
@@ -130,10 +147,11 @@ class Bench:
                                   pad_token_id=target.tokenizer.pad_token_id)
 
     def batching(self) -> None:
-        loaded = self.load("target", self.target_precision)
+        base = self.base("+ batching")
+        loaded = self.load("target", base["precision"], base["attn_implementation"])
         for b in self.profile.batch_sizes:
             m = self.generation(loaded, batch=b)
-            self.record("+ batching", loaded, m.as_dict(), role="target")
+            self.record("+ batching", loaded, m.as_dict(), role="target", builds_on=base["builds_on"])
             self.log(f"[+ batching] batch {b}: {m.e2e_tok_s.median:.1f} tok/s")
         free(loaded)
 

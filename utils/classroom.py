@@ -49,7 +49,7 @@ def plot_class(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .curve import STEP_ORDER
+    from .steps import STEP_ORDER
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for learner in sorted({r["learner"] for r in rows}):
         mine = sorted((r for r in rows if r["learner"] == learner), key=lambda r: STEP_ORDER.index(r["step"]))

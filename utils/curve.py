@@ -1,8 +1,10 @@
 """The personal cost curve: measured steps, their $/1M tokens, beside the historical curve.
 
 Each step's figure is the best configuration the learner measured for it
-(highest end-to-end tokens/s, prefill included), priced with
-$/1M = $/hour / (tokens/s * 3600) * 1e6.
+(highest end-to-end tokens/s at the standard request, prefill included),
+priced with $/1M = $/hour / (tokens/s * 3600) * 1e6. Each step is measured on
+top of the cheapest configuration before it (utils.steps), so the waterfall
+shows the factor each technique contributed and how the kept ones multiply.
 
     python -m utils.curve                    # from results/my_results.jsonl
     python -m utils.curve --price 0.35 --out results/
@@ -18,10 +20,7 @@ from pathlib import Path
 from .cost import cost_per_million
 from .data import gpu, historical_prices
 from .results import ResultsStore
-
-STEP_ORDER = ["larger baseline", "target", "+ 8-bit", "+ 4-bit", "+ attention",
-              "+ speculative", "+ batching"]
-
+from .steps import chain, within_noise
 
 def describe(settings: dict, metrics: dict) -> str:
     parts = [settings.get("model", "?"), settings.get("precision", "")]
@@ -37,30 +36,78 @@ def describe(settings: dict, metrics: dict) -> str:
 
 
 def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
-    """One row per measured step, in workshop order, with $/1M tokens and multipliers."""
-    best: dict[str, dict] = {}
-    for r in records:
-        rate = (r.get("metrics", {}).get("e2e_tok_s") or {}).get("median")
-        if r.get("step") in STEP_ORDER and rate:
-            if r["step"] not in best or rate > best[r["step"]]["metrics"]["e2e_tok_s"]["median"]:
-                best[r["step"]] = r
-    rows, first, prev = [], None, None
-    for step in STEP_ORDER:
-        if step not in best:
-            continue
-        r = best[step]
-        rate = r["metrics"]["e2e_tok_s"]["median"]
-        usd = cost_per_million(price_per_hour, rate)
-        first = first or usd
-        rows.append(dict(step=step, configuration=describe(r["settings"], r["metrics"]),
-                         tokens_per_s=round(rate, 3), usd_per_million=usd,
-                         vs_previous=(prev / usd) if prev else 1.0, vs_first=first / usd,
+    """One row per measured step, in workshop order, priced at ``price_per_hour``.
+
+    ``factor`` is how many times cheaper the step is than the configuration it
+    was built on (``builds_on``; empty for a start), ``kept`` whether it helped,
+    ``same_as_base`` whether its best configuration is the one it built on
+    (e.g. SDPA, already transformers' default: the factor is then noise),
+    ``within_noise`` whether the two measurements' repeat ranges overlap, and
+    ``vs_first`` how many times cheaper than the first step. Records from
+    the newest profile and machine in the store are used (see utils.steps).
+    """
+    links = chain(records)
+    usd = {link.step: cost_per_million(price_per_hour, link.tokens_per_s) for link in links}
+    first = usd[links[0].step] if links else None
+    rows = []
+    records = {link.step: link.record for link in links}
+    for link in links:
+        r = link.record
+        factor = usd[link.base] / usd[link.step] if link.base else None
+        same = link.same_as_base
+        noise = bool(link.base) and within_noise(r, records[link.base])
+        rows.append(dict(step=link.step, configuration=describe(r["settings"], r["metrics"]),
+                         tokens_per_s=round(link.tokens_per_s, 3), usd_per_million=usd[link.step],
+                         builds_on=link.base, factor=factor, same_as_base=same, within_noise=noise,
+                         kept=None if factor is None else factor > 1 and not same,
+                         vs_first=first / usd[link.step],
                          perplexity=r["metrics"].get("perplexity"),
                          hardware=(r.get("hardware") or {}).get("gpu_name") or "CPU",
                          random_weights=bool(r["settings"].get("random_weights")),
                          timestamp=r.get("timestamp")))
-        prev = usd
     return rows
+
+
+def compounding(rows: list[dict]) -> list[dict]:
+    """The chain behind the cheapest step, from its start: the techniques that compounded.
+
+    The product of their factors is how many times cheaper the cheapest step is
+    than the start of its chain.
+    """
+    if not rows:
+        return []
+    by_step = {r["step"]: r for r in rows}
+    path = [min(rows, key=lambda r: r["usd_per_million"])]
+    while path[0]["builds_on"]:
+        path.insert(0, by_step[path[0]["builds_on"]])
+    return path
+
+
+def format_row(row: dict) -> str:
+    """One printable line: price, factor against the step built on, configuration."""
+    if row["builds_on"] is None:
+        against = "start"
+    elif row["same_as_base"]:
+        against = f"same configuration as {row['builds_on']}"
+    else:
+        against = (f"{row['factor']:5.2f}x vs {row['builds_on']}" + ("" if row["kept"] else " (not kept)")
+                   + (" ~noise" if row["within_noise"] else ""))
+    return (f"{row['step']:<16} {row['tokens_per_s']:>9.1f} tok/s  ${row['usd_per_million']:>10.4f}/1M  "
+            f"{against:<36} {row['configuration']}")
+
+
+def summary(rows: list[dict]) -> str:
+    """The table a learner reads: one line per step, then the chain that compounded."""
+    path = compounding(rows)
+    lines = [format_row(r) for r in rows]
+    if len(path) > 1:
+        factors = " x ".join(f"{r['factor']:.2f} ({r['step']})" for r in path[1:])
+        lines.append(f"compounding from {path[0]['step']} to {path[-1]['step']}: {factors} "
+                     f"= {path[0]['usd_per_million'] / path[-1]['usd_per_million']:.3g}x cheaper")
+    if any(r.get("within_noise") for r in rows):
+        lines.append("~noise: the repeats of the two configurations overlap; that factor is not "
+                     "established (more repeats, or a quieter machine, would settle it)")
+    return "\n".join(lines)
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
@@ -72,39 +119,76 @@ def write_csv(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def plot(rows: list[dict], path: Path, title: str = "Your LLMflation cost curve") -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw=dict(width_ratios=[3, 2]))
+def plot_history(ax, rows: list[dict]) -> None:
+    """The cited historical $/1M-token series on a log axis, the learner's steps as stars dated today."""
     series: dict[str, list] = {}
     for p in historical_prices():
         series.setdefault(p["series"], []).append((date.fromisoformat(p["date"]), p["usd_per_million_tokens"]))
     styles = ["-", "--", ":"]
     for i, (name, pts) in enumerate(series.items()):
         pts.sort()
-        left.plot([d for d, _ in pts], [v for _, v in pts], marker="o", linestyle=styles[i % 3],
-                  linewidth=2.5 - 0.5 * i, label=f"{name} (cited)")
+        ax.plot([d for d, _ in pts], [v for _, v in pts], marker="o", linestyle=styles[i % 3],
+                linewidth=2.5 - 0.5 * i, label=f"{name} (cited)")
     today = date.today()
     for row in rows:
-        left.scatter([today], [row["usd_per_million"]], marker="*", s=140, zorder=3,
-                     label=f"you: {row['step']}")
-    left.set_yscale("log")
-    left.set_ylabel("$ per 1M tokens (log)")
-    left.set_title("Historical prices vs your measured steps (stars, dated today)")
-    left.legend(fontsize=7, loc="lower left", ncol=2)
-    labels = [r["step"] for r in rows]
-    right.bar(labels, [r["usd_per_million"] for r in rows],
-              color=["tab:gray" if r["random_weights"] else "tab:blue" for r in rows])
+        ax.scatter([today], [row["usd_per_million"]], marker="*", s=140, zorder=3,
+                   label=f"you: {row['step']}")
+    ax.set_yscale("log")
+    ax.set_ylabel("$ per 1M tokens (log)")
+    ax.set_title("Historical prices vs your measured steps (stars, dated today)")
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
+
+
+def plot_waterfall(ax, rows: list[dict]) -> None:
+    """Each step as a bar from the cost it built on to its own cost (log axis, so factors add up
+    as lengths), then the total of the chain that compounded."""
+    usd = {r["step"]: r["usd_per_million"] for r in rows}
+    steps = [r["step"] for r in rows]
+    path = compounding(rows)
     for i, r in enumerate(rows):
-        right.annotate(f"{r['vs_first']:.2g}x", (i, r["usd_per_million"]), ha="center",
-                       va="bottom", fontsize=8)
-    right.set_yscale("log")
-    right.set_title("$ per 1M tokens by step\n(factor: cheaper than the first step)")
-    right.tick_params(axis="x", rotation=30, labelsize=8)
+        cost = r["usd_per_million"]
+        if r["builds_on"] is None:                      # a start: its level, no bar
+            ax.hlines(cost, i - 0.4, i + 0.4, colors="tab:gray", linewidth=4)
+            ax.annotate(f"start\n${cost:.3g}", (i, cost), ha="center", va="bottom", fontsize=8)
+            continue
+        ax.hlines(usd[r["builds_on"]], steps.index(r["builds_on"]), i, colors="0.6",
+                  linestyles=":", linewidth=1)
+        low, high = sorted([usd[r["builds_on"]], cost])
+        colour = "tab:green" if r["kept"] else "tab:olive" if r["same_as_base"] else "tab:red"
+        label = ("same\nconfig" if r["same_as_base"] else
+                 f"{r['factor']:.2g}x" + ("~" if r["within_noise"] else "")
+                 + ("" if r["kept"] else "\nnot kept"))
+        ax.bar(i, high - low, bottom=low, color=colour, hatch="//" if r["random_weights"] else None,
+               edgecolor="black", linewidth=0.5)
+        ax.annotate(label, (i, high), ha="center", va="bottom", fontsize=8)
+    total = path[0]["usd_per_million"] / path[-1]["usd_per_million"]
+    ax.bar(len(rows), path[0]["usd_per_million"] - path[-1]["usd_per_million"],
+           bottom=path[-1]["usd_per_million"], color="tab:blue", edgecolor="black", linewidth=0.5)
+    ax.annotate(f"{total:.3g}x", (len(rows), path[0]["usd_per_million"]), ha="center", va="bottom",
+                fontsize=9, weight="bold")
+    if any(r["within_noise"] for r in rows):
+        ax.text(0.01, 0.01, "~ within the spread of the repeats: not established", fontsize=7,
+                transform=ax.transAxes)
+    ax.set_xticks(range(len(rows) + 1), steps + ["total"])
+    ax.set_ylim(min(usd.values()) / 1.5, max(usd.values()) * 1.8)
+    ax.tick_params(axis="x", rotation=30, labelsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("$ per 1M tokens (log)")
+    product = " x ".join(f"{r['factor']:.2g}" for r in path[1:]) or "1"
+    ax.set_title(f"What each technique contributed (vs the step it built on)\n"
+                 f"compounding: {product} = {total:.3g}x cheaper", fontsize=10)
+
+
+def plot(rows: list[dict], path: Path, title: str = "Your LLMflation cost curve") -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw=dict(width_ratios=[3, 2]))
+    plot_history(left, rows)
+    plot_waterfall(right, rows)
     if any(r["random_weights"] for r in rows):
-        fig.text(0.5, 0.01, "Grey bars: RANDOM WEIGHTS (speed and memory are real, quality is not)",
+        fig.text(0.5, 0.01, "Hatched bars: RANDOM WEIGHTS (speed and memory are real, quality is not)",
                  ha="center", fontsize=9, color="tab:red")
     fig.suptitle(title)
     fig.tight_layout()
@@ -137,9 +221,7 @@ def main(argv=None) -> int:
         args.price = gpu(key)["price_per_hour_usd"]
         print(f"price: ${args.price}/h (default for {key}; pass --price for yours)")
     csv_path, png_path = write_curve(store, Path(args.out) if args.out else store.path.parent, args.price)
-    for row in curve_rows(store.records(), args.price):
-        print(f"{row['step']:<16} ${row['usd_per_million']:>10.4f} / 1M tokens  "
-              f"({row['vs_first']:.2f}x vs first)  {row['configuration']}")
+    print(summary(curve_rows(store.records(), args.price)))
     print(f"wrote {csv_path} and {png_path}")
     return 0
 

@@ -29,6 +29,24 @@ class Lab:
     def device(self) -> str:
         return self.hw.device
 
+    def build_on(self, step: str) -> dict:
+        """The configuration a new ``step`` builds on: the cheapest one you measured before it
+        on this machine and profile (see utils.steps), or the precision that fits and SDPA
+        when you have measured none yet. Says what it chose."""
+        from .preflight import fitting_precision
+        from .steps import build_on
+        base = build_on(step, self.store.records(skip_corrupt=True),
+                        (self.profile.name, self.hw.gpu_name, False),
+                        fitting_precision(self.profile, self.hw))
+        if base["builds_on"] is None:
+            print(f"{step}: nothing measured before it here yet, so it runs at the precision that "
+                  f"fits ({base['precision']}) with {base['attn_implementation']}")
+        else:
+            print(f"{step}: builds on your '{base['builds_on']}' ({base['precision']}, "
+                  f"{base['attn_implementation']}, {base['tokens_per_s']:.1f} tok/s), the cheapest "
+                  f"configuration you measured before it")
+        return base
+
     def record(self, step: str, settings: dict, metrics: dict, kind: str = "notebook") -> dict:
         """Append one measurement, with its full context, to the results store."""
         settings = dict(settings, profile=self.profile.name, notebook=self.notebook,
