@@ -75,3 +75,12 @@ def test_random_weights_benchmark_is_labelled(quick_profile, tmp_path):
     records = ResultsStore(results).records()
     assert records and all(r["settings"]["random_weights"] for r in records)
     assert all("perplexity" not in r["metrics"] for r in records)   # no quality from random weights
+
+
+def test_main_job_stops_before_any_work_when_preflight_blocks(hw, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("utils.preflight.has_internet", lambda: False)
+    monkeypatch.setattr("utils.lab.detect_hardware", lambda: hw["none"])
+    results = tmp_path / "r.jsonl"
+    assert lab.main(["--profile", "a100-80", "--results", str(results)]) == 1    # no GPU here
+    assert not results.exists()
+    assert "[!!] GPU: profile 'a100-80' needs a CUDA GPU" in capsys.readouterr().out

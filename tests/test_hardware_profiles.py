@@ -89,14 +89,16 @@ def test_preflight_on_a_t4_flags_fp16_8b_and_says_why(hw, monkeypatch):
     assert not checks["target Qwen/Qwen3-8B float16"].ok
     assert "needs about" in checks["target Qwen/Qwen3-8B float16"].message
     assert checks["target Qwen/Qwen3-8B nf4"].ok
+    assert not any(c.blocking for c in checks.values())   # fp16 not fitting only warns: NF4 does
     assert not checks["internet"].ok and "offline" in checks["internet"].message
     assert "flash" not in hw["T4"].sdpa_backends
 
 
 def test_gpu_profile_on_a_cpu_is_refused_by_preflight(hw):
     from utils.preflight import preflight
-    checks = preflight(get_profile("a100-80"), hw["none"])
-    assert any(c.name == "GPU" and not c.ok for c in checks)
+    checks = {c.name: c for c in preflight(get_profile("a100-80"), hw["none"])}
+    assert not checks["GPU"].ok and checks["GPU"].blocking
+    assert checks["target fits"].blocking and "smaller profile" in checks["target fits"].message
 
 
 def test_hf_token_value_is_never_shown(hw, monkeypatch):

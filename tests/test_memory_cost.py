@@ -106,3 +106,20 @@ def test_annual_decline_recovers_ten_x_from_seed_points():
     assert annual_decline(a16z) == pytest.approx(10, rel=0.02)   # 1000x in 3 years
     with pytest.raises(ValueError):
         annual_decline([("2024-01-01", 1.0)])
+
+
+def test_the_notebooks_roofline_is_the_formula_with_this_machines_bandwidth(tmp_path, capsys):
+    from utils.cost import roofline_tokens_per_s
+    from utils.data import gpu
+    from utils.loading import model_config
+    from utils.memory import ModelShape
+    from utils.session import start
+
+    lab = start("test", profile="offline", results=str(tmp_path / "r.jsonl"))
+    shape = ModelShape.from_config(model_config(lab.profile.target))
+    assert lab.gpu_key == "cpu-laptop"
+    assert lab.roofline("float32", context=96) == pytest.approx(
+        roofline_tokens_per_s(shape, "float32", gpu("cpu-laptop")["bandwidth_gbs"], context=96,
+                              compute_dtype="float32"))   # a CPU computes (and caches) in fp32
+    h100 = lab.roofline("nf4", gpu_key="H100-SXM")
+    assert h100 == pytest.approx(roofline_tokens_per_s(shape, "nf4", gpu("H100-SXM")["bandwidth_gbs"]))

@@ -51,9 +51,8 @@ def main(argv=None) -> int:
     checks = preflight.preflight(profile, hw)
     for check in checks:
         print(check)
-    blocking = [c for c in checks if not c.ok and (c.name == "GPU" or "missing" in c.message)]
-    if blocking:
-        print("preflight failed: see the lines marked !! above", file=sys.stderr)
+    if any(c.blocking for c in checks):
+        print("preflight failed: see the lines marked 'this blocks the run' above", file=sys.stderr)
         return 1
     argv_bench = ["--profile", profile.name] + (["--results", args.results] if args.results else [])
     benchmark.main(argv_bench)

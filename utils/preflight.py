@@ -21,12 +21,16 @@ from .profiles import Profile, load_profile
 
 @dataclass(frozen=True)
 class Check:
+    """One preflight finding. A failed check warns; a *blocking* one means the main job cannot run."""
+
     name: str
     ok: bool
     message: str
+    blocking: bool = False
 
     def __str__(self) -> str:
-        return f"[{'ok' if self.ok else '!!'}] {self.name}: {self.message}"
+        return (f"[{'ok' if self.ok else '!!'}] {self.name}: {self.message}"
+                + (" (this blocks the run)" if self.blocking else ""))
 
 
 def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[Check]:
@@ -38,7 +42,7 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
         try:
             shape = ModelShape.from_config(model_config(ref))
         except ModelLoadError as err:
-            checks.append(Check(f"{role} {ref.id}", False, str(err)))
+            checks.append(Check(f"{role} {ref.id}", False, str(err), blocking=True))
             continue
         precisions = profile.precisions if role == "target" else [hw.compute_dtype, "nf4"]
         for precision in dict.fromkeys([hw.compute_dtype] + list(precisions)):
@@ -50,6 +54,9 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
                                     f"{est.total_gb:.2f} GB predicted, fits in {available:.1f} GB {where}"))
             except ModelTooLargeError as err:
                 checks.append(Check(f"{role} {ref.id} {precision}", False, str(err)))
+        if role == "target" and not any(c.ok for c in checks if c.name.startswith(f"target {ref.id} ")):
+            checks.append(Check("target fits", False, f"{ref.id} fits in none of the profile's "
+                                f"precisions here; choose a smaller profile", blocking=True))
         if not ref.is_offline:
             download = shape.params * 2 / 1e9
             ok = download < hw.free_disk_gb
@@ -109,7 +116,8 @@ def preflight(profile: Profile | None = None, hw: Hardware | None = None) -> lis
               Check("profile", True, f"{profile.name}: {profile.description}")]
     if profile.device == "cuda" and hw.device != "cuda":
         checks.append(Check("GPU", False, f"profile '{profile.name}' needs a CUDA GPU and none was "
-                                          f"detected. Use LLMFLATION_PROFILE=offline (or cpu with internet)."))
+                                          f"detected. Use LLMFLATION_PROFILE=offline (or cpu with internet).",
+                            blocking=True))
     return (checks
             + memory_checks(profile, hw) + network_checks(profile) + attention_checks(hw))
 

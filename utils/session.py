@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .data import gpu
+from .cost import roofline_tokens_per_s
+from .data import gpu, gpu_key_for
 from .hardware import Hardware, detect_hardware
 from .profiles import Profile, load_profile
 from .quality import heldout_text
@@ -28,6 +29,21 @@ class Lab:
     @property
     def device(self) -> str:
         return self.hw.device
+
+    @property
+    def gpu_key(self) -> str:
+        """This machine's row in datasets/gpus.csv (``cpu-laptop`` without a GPU)."""
+        return gpu_key_for(self.hw.gpu_name, self.hw.vram_gb)
+
+    def roofline(self, precision: str, context: int = 0, gpu_key: str | None = None) -> float:
+        """Decode tokens/s ceiling at batch 1 for the profile's target in ``precision``, from the
+        memory bandwidth of this machine (or of ``gpu_key``) in datasets/gpus.csv."""
+        from .loading import model_config
+        from .memory import ModelShape
+        shape = ModelShape.from_config(model_config(self.profile.target))
+        compute_dtype = self.hw.compute_dtype if gpu_key is None else "float16"  # any GPU: 2 bytes
+        return roofline_tokens_per_s(shape, precision, gpu(gpu_key or self.gpu_key)["bandwidth_gbs"],
+                                     context=context, compute_dtype=compute_dtype)
 
     def build_on(self, step: str) -> dict:
         """The configuration a new ``step`` builds on: the cheapest one you measured before it
