@@ -60,3 +60,25 @@ def test_what_if_is_labelled_a_prediction():
     w = what_if(measured_tok_s=50, roofline_here=100, roofline_there=400, price_there=2.0)
     assert w["label"] == "prediction" and w["predicted_tok_s"] == pytest.approx(200)
     assert w["predicted_usd_per_million"] == pytest.approx(2.0 / (200 * 3600) * 1e6)
+
+
+def test_curve_command_on_a_corrupt_store_names_the_line_and_changes_nothing(tmp_path, capsys):
+    from utils.curve import main
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0)
+    with open(store.path, "a") as f:
+        f.write("{torn line\n")
+    before = store.path.read_bytes()
+    assert main(["--results", str(store.path), "--price", "1.0"]) == 1
+    assert "line 2" in capsys.readouterr().err and store.path.read_bytes() == before
+    with pytest.warns(UserWarning, match="line 2"):
+        assert main(["--results", str(store.path), "--price", "1.0", "--skip-corrupt"]) == 0
+    assert (tmp_path / "cost_curve.png").exists() and store.path.read_bytes() == before
+
+
+def test_negative_price_is_refused_before_anything_is_written(tmp_path, capsys):
+    from utils.curve import main
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0)
+    assert main(["--results", str(store.path), "--price", "-1"]) == 1
+    assert "price" in capsys.readouterr().err and not (tmp_path / "cost_curve.csv").exists()

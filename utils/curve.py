@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from datetime import date
 from pathlib import Path
 
 from .cost import cost_per_million
 from .data import gpu, historical_prices
-from .results import ResultsStore
+from .results import CorruptResultsError, ResultsStore
 from .steps import chain, within_noise
 
 def describe(settings: dict, metrics: dict) -> str:
@@ -198,9 +199,13 @@ def plot(rows: list[dict], path: Path, title: str = "Your LLMflation cost curve"
     return path
 
 
-def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float) -> tuple[Path, Path]:
-    """From a results store, write ``cost_curve.csv`` and ``cost_curve.png`` into ``out_dir``."""
-    rows = curve_rows(store.records(), price_per_hour)
+def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float,
+                skip_corrupt: bool = False) -> tuple[Path, Path]:
+    """From a results store, write ``cost_curve.csv`` and ``cost_curve.png`` into ``out_dir``.
+
+    A corrupt line raises CorruptResultsError naming it, unless ``skip_corrupt``
+    (then it is left out with a warning); the store itself is never changed."""
+    rows = curve_rows(store.records(skip_corrupt=skip_corrupt), price_per_hour)
     if not rows:
         raise ValueError(f"{store.path} holds no benchmark measurements yet; run a notebook or "
                          f"python -m utils.benchmark first")
@@ -213,6 +218,8 @@ def main(argv=None) -> int:
     parser.add_argument("--price", type=float, help="your $/hour (default: the profile GPU's)")
     parser.add_argument("--gpu", default=None, help="GPU key in datasets/gpus.csv for the default price")
     parser.add_argument("--out", default=None, help="output folder (default: beside the results)")
+    parser.add_argument("--skip-corrupt", action="store_true",
+                        help="leave unreadable lines out (with a warning) instead of stopping")
     args = parser.parse_args(argv)
     store = ResultsStore(args.results)
     if args.price is None:
@@ -220,8 +227,13 @@ def main(argv=None) -> int:
         key = args.gpu or load_profile().gpu_price_key
         args.price = gpu(key)["price_per_hour_usd"]
         print(f"price: ${args.price}/h (default for {key}; pass --price for yours)")
-    csv_path, png_path = write_curve(store, Path(args.out) if args.out else store.path.parent, args.price)
-    print(summary(curve_rows(store.records(), args.price)))
+    try:
+        csv_path, png_path = write_curve(store, Path(args.out) if args.out else store.path.parent,
+                                         args.price, skip_corrupt=args.skip_corrupt)
+    except (CorruptResultsError, ValueError) as err:
+        print(f"no cost curve written: {err}", file=sys.stderr)
+        return 1
+    print(summary(curve_rows(store.records(skip_corrupt=args.skip_corrupt), args.price)))
     print(f"wrote {csv_path} and {png_path}")
     return 0
 
