@@ -84,3 +84,22 @@ def test_main_job_stops_before_any_work_when_preflight_blocks(hw, tmp_path, monk
     assert lab.main(["--profile", "a100-80", "--results", str(results)]) == 1    # no GPU here
     assert not results.exists()
     assert "[!!] GPU: profile 'a100-80' needs a CUDA GPU" in capsys.readouterr().out
+
+
+def test_on_a_t4_the_benchmark_plans_nf4_for_target_and_baseline(hw, tmp_path, monkeypatch):
+    """The plan only (no GPU here): what each step would load on a free Colab T4."""
+    from utils.memory import ModelTooLargeError
+    from utils.profiles import get_profile
+
+    planned = []
+
+    def load(self, role, precision=None, attn="sdpa"):
+        planned.append((role, precision))
+        raise ModelTooLargeError("planned only")
+
+    monkeypatch.setattr(benchmark.Bench, "load", load)
+    bench = benchmark.Bench(get_profile("t4"), hw["T4"], ResultsStore(tmp_path / "r.jsonl"),
+                            random_weights=True, log=lambda *_: None)
+    bench.run(["baseline", "precision"])
+    assert planned == [("baseline", "nf4"), ("target", "nf4"),          # fp16 fits neither
+                       ("target", "nf4-dq"), ("target", "fp4"), ("target", "int8")]

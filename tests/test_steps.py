@@ -75,6 +75,13 @@ def test_another_prompt_length_another_profile_or_random_weights_do_not_mix(work
     assert best["+ attention"]["metrics"]["e2e_tok_s"]["median"] == 130.0
     # without a group, the newest record's group is charted: here the random-weights one
     assert [link.step for link in chain(workshop.records())] == ["+ attention"]
+    text = summary(curve_rows(workshop.records(), 1.0), workshop.records())
+    assert "left out: 10 records from another profile, machine or weights" in text
+    assert "profile offline, CPU, random weights" in text
+    assert "left out" not in summary(curve_rows(workshop.records(), 1.0))       # only when asked
+    add(workshop, "+ batching", 999.0, prompt=16, random_weights=True)
+    assert "left out: 1 record timed on another request than the standard 64-token prompt" in \
+        summary(curve_rows(workshop.records(), 1.0), workshop.records())
 
 
 def test_base_for_a_new_step(workshop, tmp_path):

@@ -6,8 +6,9 @@
 
 Steps (each appended to the results store with its full context):
 
-1. ``larger baseline``   - the profile's baseline model in the compute dtype
-2. ``target``            - the target model in the compute dtype
+1. ``larger baseline``   - the profile's baseline model in the compute dtype (NF4 if only that fits)
+2. ``target``            - the target model in the compute dtype (the profile's first precision
+                           that fits otherwise: NF4 on a T4, as in notebook 01)
 3. ``+ 4-bit``           - the target in NF4 (and every other profile precision)
 4. ``+ attention``       - every attention implementation across prompt lengths
 5. ``+ speculative``     - assisted generation with the draft, per draft length
@@ -94,8 +95,10 @@ class Bench:
 
     # --- the steps -------------------------------------------------------
     def model_at(self, step: str, role: str, precision: str | None) -> None:
+        """Measure one model; ``precision`` None means the precision that fits (as the notebooks do:
+        the compute dtype where it fits, else 4-bit, so a T4's 'target' is the NF4 model)."""
         try:
-            loaded = self.load(role, precision)
+            loaded = self.load(role, precision or fitting_precision(self.profile, self.hw, role=role))
         except ModelTooLargeError as err:
             self.log(f"[{step}] skipped, predicted not to fit: {err}")
             return
@@ -161,7 +164,7 @@ class Bench:
         if "precision" in steps:
             self.model_at("target", "target", None)
             for prec in self.profile.precisions:
-                if prec not in BYTES_16:
+                if prec not in BYTES_16 and prec != self.target_precision:   # measured as "target"
                     self.model_at("+ 8-bit" if prec == "int8" else "+ 4-bit", "target", prec)
         if "attention" in steps:
             self.attention()

@@ -21,7 +21,7 @@ from pathlib import Path
 from .cost import cost_per_million
 from .data import gpu, historical_prices
 from .results import CorruptResultsError, ResultsStore
-from .steps import chain, within_noise
+from .steps import chain, coverage, within_noise
 
 def describe(settings: dict, metrics: dict) -> str:
     parts = [settings.get("model", "?"), settings.get("precision", "")]
@@ -97,8 +97,9 @@ def format_row(row: dict) -> str:
             f"{against:<36} {row['configuration']}")
 
 
-def summary(rows: list[dict]) -> str:
-    """The table a learner reads: one line per step, then the chain that compounded."""
+def summary(rows: list[dict], records: list[dict] | None = None) -> str:
+    """The table a learner reads: one line per step, then the chain that compounded and,
+    given the ``records`` the rows came from, what was left out of the curve and why."""
     path = compounding(rows)
     lines = [format_row(r) for r in rows]
     if len(path) > 1:
@@ -108,7 +109,28 @@ def summary(rows: list[dict]) -> str:
     if any(r.get("within_noise") for r in rows):
         lines.append("~noise: the repeats of the two configurations overlap; that factor is not "
                      "established (more repeats, or a quieter machine, would settle it)")
+    if records is not None:
+        lines += left_out(coverage(records))
     return "\n".join(lines)
+
+
+def _records(n: int) -> str:
+    return f"{n} record" + ("" if n == 1 else "s")
+
+
+def left_out(cov: dict) -> list[str]:
+    """Plain-words reasons for the step records that are not on the curve."""
+    lines = []
+    if cov["other_group"]:
+        profile, gpu_name, random_weights = cov["group"]
+        lines.append(f"left out: {_records(cov['other_group'])} from another profile, machine or "
+                     f"weights (the curve shows the newest: profile {profile}, {gpu_name or 'CPU'}, "
+                     f"{'random' if random_weights else 'real'} weights)")
+    if cov["other_request"]:
+        prompt, new = cov["workload"]
+        lines.append(f"left out: {_records(cov['other_request'])} timed on another request than the "
+                     f"standard {prompt}-token prompt and {new} new tokens (prices compare like with like)")
+    return lines
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
@@ -233,7 +255,8 @@ def main(argv=None) -> int:
     except (CorruptResultsError, ValueError) as err:
         print(f"no cost curve written: {err}", file=sys.stderr)
         return 1
-    print(summary(curve_rows(store.records(skip_corrupt=args.skip_corrupt), args.price)))
+    records = store.records(skip_corrupt=args.skip_corrupt)
+    print(summary(curve_rows(records, args.price), records))
     print(f"wrote {csv_path} and {png_path}")
     return 0
 

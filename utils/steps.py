@@ -123,6 +123,16 @@ def best_per_step(records: list[dict], group: tuple | None = None) -> dict[str, 
     return best
 
 
+def coverage(records: list[dict], group: tuple | None = None) -> dict:
+    """How many step records the curve uses, and how many it leaves out and why."""
+    all_steps = [r for r in records if r.get("step") in STEP_ORDER and rate(r)]
+    mine = step_records(records, group)
+    workload = standard_workload(mine)
+    used = sum(workload_of(r) == workload for r in mine)
+    return dict(group=group_of(mine[-1]) if mine else group, workload=workload, used=used,
+                other_group=len(all_steps) - len(mine), other_request=len(mine) - used)
+
+
 def cheapest(best: dict[str, dict], candidates: tuple[str, ...]) -> str | None:
     """The measured candidate step with the highest tokens/s, or None if none was measured."""
     measured = [s for s in candidates if s in best]
