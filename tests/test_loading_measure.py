@@ -62,6 +62,21 @@ def test_random_weights_path_builds_from_config_alone(tmp_path, cpu_hw):
     assert out.shape[1] > 3
 
 
+def test_random_checkpoint_is_built_once_per_model_and_dtype(tmp_path, cpu_hw, monkeypatch):
+    import json
+
+    import utils.loading as loading
+    cfg = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+               num_attention_heads=1, num_key_value_heads=1, vocab_size=2048, tie_word_embeddings=True)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    built = []
+    real = loading.random_checkpoint
+    monkeypatch.setattr(loading, "random_checkpoint", lambda *a, **k: built.append(a[1]) or real(*a, **k))
+    for precision, attn in [("float32", "sdpa"), ("float32", "eager"), ("nf4", "sdpa"), ("int8", "sdpa")]:
+        load_model(str(tmp_path), precision, attn_implementation=attn, hw=cpu_hw, random_weights=True)
+    assert built == ["float32"]          # quantized loads start from the compute-dtype checkpoint too
+
+
 def test_measurement_separates_prefill_and_decode(tiny_checkpoint, cpu_hw):
     loaded = load_model(str(tiny_checkpoint), hw=cpu_hw)
     m = measure_generation(loaded.model, loaded.tokenizer, "def f(x):\n    return x\n",

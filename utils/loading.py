@@ -165,6 +165,26 @@ def random_checkpoint(config: dict, dtype: str, folder: Path, tokenizer_from: Pa
     return folder
 
 
+_RANDOM_CHECKPOINTS: dict[tuple[str, str], tempfile.TemporaryDirectory] = {}
+
+
+def random_source(ref: ModelRef, config: dict, dtype: str, local: Path | None) -> Path:
+    """A random-weight checkpoint of ``ref``'s architecture in ``dtype``, written once per process.
+
+    A 7B model takes minutes to initialise and write, and the benchmark loads the
+    same architecture a dozen times (each precision, each attention kernel), so
+    the checkpoint is kept in a temporary folder until the process exits.
+    """
+    key = (ref.id, dtype)
+    if key not in _RANDOM_CHECKPOINTS:
+        tmp = tempfile.TemporaryDirectory(prefix="llmflation-random-")
+        has_tokenizer = local is not None and (local / "tokenizer_config.json").is_file()
+        random_checkpoint(config, dtype, Path(tmp.name),
+                          tokenizer_from=local if has_tokenizer else OFFLINE_DIR / "tokenizer")
+        _RANDOM_CHECKPOINTS[key] = tmp
+    return Path(_RANDOM_CHECKPOINTS[key].name)
+
+
 def load_model(model: str | ModelRef, precision: str | None = None, *,
                attn_implementation: str = "sdpa", hw: Hardware | None = None,
                random_weights: bool = False, context: int = 2048,
@@ -197,13 +217,8 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
                name=ref.id)
 
     source = local_path(ref)
-    tmp = None
     if random_weights:
-        tmp = tempfile.TemporaryDirectory(prefix="llmflation-random-")
-        has_tokenizer = source is not None and (source / "tokenizer_config.json").is_file()
-        source = random_checkpoint(config, compute if precision not in BYTES_16 else precision,
-                                   Path(tmp.name),
-                                   tokenizer_from=source if has_tokenizer else OFFLINE_DIR / "tokenizer")
+        source = random_source(ref, config, compute if precision not in BYTES_16 else precision, source)
     kwargs = dict(
         revision=None if source is not None else ref.revision,
         dtype=getattr(torch, precision if precision in BYTES_16 else compute),
@@ -211,14 +226,10 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
         attn_implementation=attn_implementation, use_safetensors=True,
         trust_remote_code=trust_remote_code, device_map=hw.device)
     start = time.perf_counter()
-    try:
-        with hub_errors(ref):
-            tokenizer = AutoTokenizer.from_pretrained(
-                source or ref.id, revision=kwargs["revision"], trust_remote_code=trust_remote_code)
-            loaded = AutoModelForCausalLM.from_pretrained(source or ref.id, **kwargs)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    with hub_errors(ref):
+        tokenizer = AutoTokenizer.from_pretrained(
+            source or ref.id, revision=kwargs["revision"], trust_remote_code=trust_remote_code)
+        loaded = AutoModelForCausalLM.from_pretrained(source or ref.id, **kwargs)
     loaded.eval()
     return Loaded(model=loaded, tokenizer=tokenizer, ref=ref, precision=precision,
                   attn_implementation=attn_implementation, device=hw.device, predicted=estimate,
