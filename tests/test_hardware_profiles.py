@@ -1,6 +1,6 @@
 import pytest
 
-from utils.hardware import bf16_native, detect_hardware, sdpa_backends_for
+from utils.hardware import bf16_native, sdpa_backends_for
 from utils.profiles import ProfileError, auto_profile_name, get_profile, load_profile, profile_names
 
 

@@ -23,6 +23,7 @@ from .data import gpu, historical_prices
 from .results import CorruptResultsError, ResultsStore
 from .steps import chain, coverage, within_noise
 
+
 def describe(settings: dict, metrics: dict) -> str:
     parts = [settings.get("model", "?"), settings.get("precision", "")]
     if settings.get("attn_implementation"):
@@ -51,12 +52,12 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
     usd = {link.step: cost_per_million(price_per_hour, link.tokens_per_s) for link in links}
     first = usd[links[0].step] if links else None
     rows = []
-    records = {link.step: link.record for link in links}
+    by_step = {link.step: link.record for link in links}
     for link in links:
         r = link.record
         factor = usd[link.base] / usd[link.step] if link.base else None
         same = link.same_as_base
-        noise = bool(link.base) and within_noise(r, records[link.base])
+        noise = bool(link.base) and within_noise(r, by_step[link.base])
         rows.append(dict(step=link.step, configuration=describe(r["settings"], r["metrics"]),
                          tokens_per_s=round(link.tokens_per_s, 3), usd_per_million=usd[link.step],
                          builds_on=link.base, factor=factor, same_as_base=same, within_noise=noise,
