@@ -115,3 +115,40 @@ def test_qwen25_pair_mismatch_is_caught_and_qwen3_pair_passes():
     with pytest.raises(ValueError, match="152,064"):
         check_pair(cfg["Qwen/Qwen2.5-7B-Instruct"], cfg["Qwen/Qwen2.5-0.5B-Instruct"])
     check_pair(cfg["Qwen/Qwen3-8B"], cfg["Qwen/Qwen3-0.6B"])
+
+
+def test_random_checkpoint_is_written_in_shards_from_shapes_alone(tmp_path):
+    """Meta-device layout, one shard of RAM at a time: how an 8B checkpoint is written on a Colab."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from utils.loading import random_checkpoint
+    cfg = dict(model_type="qwen2", hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+               num_attention_heads=2, num_key_value_heads=1, vocab_size=2048, tie_word_embeddings=True)
+    folder = random_checkpoint(cfg, "bfloat16", tmp_path / "ckpt", shard_gb=0.0006)
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    files = set(index["weight_map"].values())
+    assert len(files) > 1 and all((folder / f).is_file() for f in files)
+    assert "lm_head.weight" not in index["weight_map"]                 # tied: stored once
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    layer = model.model.layers[0]
+    assert torch.equal(layer.input_layernorm.weight, torch.ones(128, dtype=torch.bfloat16))
+    assert torch.equal(layer.self_attn.q_proj.bias, torch.zeros(128, dtype=torch.bfloat16))  # Qwen2 biases
+    std = layer.mlp.up_proj.weight.float().std().item()
+    assert 0.015 < std < 0.025                                           # N(0, initializer_range)
+    assert index["metadata"]["total_size"] == sum(p.numel() * 2 for p in model.parameters())
+
+
+def test_random_checkpoint_refuses_when_the_disk_is_too_small(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    import utils.loading as loading
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(loading.shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 1000, 1000))
+    cfg = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+               num_attention_heads=1, num_key_value_heads=1, vocab_size=2048)
+    with pytest.raises(loading.ModelLoadError, match="GB of disk"):
+        loading.random_checkpoint(cfg, "float16", tmp_path)

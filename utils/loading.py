@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -143,26 +144,77 @@ def check_attention(attn: str, hw: Hardware) -> None:
                                  "this machine cannot run it. Use 'sdpa'.")
 
 
-def random_checkpoint(config: dict, dtype: str, folder: Path, tokenizer_from: Path | None = None) -> Path:
+def random_checkpoint(config: dict, dtype: str, folder: Path, tokenizer_from: Path | None = None,
+                      shard_gb: float = 2.0) -> Path:
     """Write a randomly initialised model of ``config``'s architecture to ``folder``.
 
     Used to measure speed and memory at real size without downloading weights;
     such results are labelled ``random_weights`` everywhere they are stored.
+
+    The model is laid out on PyTorch's meta device (shapes only, no memory),
+    then each tensor is drawn and written shard by shard as safetensors, so
+    writing an 8B checkpoint needs about one shard of RAM, not 16 GB (a free
+    Colab has 12.7 GB). Weights are N(0, initializer_range), norms 1, biases 0,
+    as transformers initialises them; a tied output layer is not stored twice.
     """
     import torch
+    from safetensors.torch import save_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
     quiet_transformers()
     cfg = dict(config)
     cfg = AutoConfig.for_model(cfg.pop("model_type", "llama"), **{k: v for k, v in cfg.items()
                                                                  if not k.startswith("_")})
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, dtype=getattr(torch, dtype))
-    model.save_pretrained(folder, safe_serialization=True)
+    torch_dtype = getattr(torch, dtype)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
+    shapes = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    if getattr(cfg, "tie_word_embeddings", False):
+        shapes.pop("lm_head.weight", None)
+    del skeleton
+
+    itemsize = torch.empty((), dtype=torch_dtype).element_size()
+    nbytes = {name: itemsize * int(torch.Size(shape).numel()) for name, shape in shapes.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    total = sum(nbytes.values())
+    free = shutil.disk_usage(folder).free
+    if total > free * 0.95:
+        raise ModelLoadError(f"a random checkpoint of this model needs {total / 1e9:.1f} GB of disk "
+                             f"in {folder}; {free / 1e9:.1f} GB are free")
+    shards: list[list[str]] = [[]]
+    for name in shapes:
+        if shards[-1] and sum(nbytes[n] for n in shards[-1]) + nbytes[name] > shard_gb * 1e9:
+            shards.append([])
+        shards[-1].append(name)
+
+    generator = torch.Generator().manual_seed(0)
+    std = getattr(cfg, "initializer_range", 0.02)
+    weight_map = {}
+    for i, names in enumerate(shards, start=1):
+        file = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        tensors = {name: _random_tensor(name, shapes[name], std, torch_dtype, generator)
+                   for name in names}
+        save_file(tensors, folder / file, metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(names, file))
+        del tensors
+    (folder / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1))
+    cfg.save_pretrained(folder)
     if tokenizer_from is not None:
         from transformers import AutoTokenizer
         AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(folder)
     return folder
+
+
+def _random_tensor(name: str, shape: tuple, std: float, dtype, generator):
+    """One parameter as transformers would initialise it: norms 1, biases 0, else N(0, std)."""
+    import torch
+    module = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else name
+    if name.endswith(".bias"):
+        return torch.zeros(shape, dtype=dtype)
+    if "norm" in module:
+        return torch.ones(shape, dtype=dtype)
+    return torch.randn(shape, generator=generator, dtype=dtype).mul_(std)
 
 
 _RANDOM_CHECKPOINTS: dict[tuple[str, str], tempfile.TemporaryDirectory] = {}
