@@ -82,3 +82,19 @@ def test_negative_price_is_refused_before_anything_is_written(tmp_path, capsys):
     add(store, "target", 100.0)
     assert main(["--results", str(store.path), "--price", "-1"]) == 1
     assert "price" in capsys.readouterr().err and not (tmp_path / "cost_curve.csv").exists()
+
+
+def test_class_command_writes_table_and_chart_and_fails_on_nothing_readable(tmp_path, capsys):
+    from utils.classroom import main
+    alice = ResultsStore(tmp_path / "alice.jsonl")
+    add(alice, "target", 100.0, precision="float16", gpu_name="Tesla T4")
+    add(alice, "+ 4-bit", 80.0, gpu_name="Tesla T4")                                 # not kept
+    add(alice, "+ batching", 400.0, precision="float16", batch=8, gpu_name="Tesla T4")
+    add(ResultsStore(tmp_path / "bob.jsonl"), "target", 20.0)
+    out = tmp_path / "class"
+    assert main([str(tmp_path / "alice.jsonl"), str(tmp_path / "bob.jsonl"), "--out", str(out)]) == 0
+    table = (out / "class_costs.csv").read_text().splitlines()
+    assert len(table) == 5 and table[0].startswith("learner,gpu,price_per_hour,step")
+    assert (out / "class_costs.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "eve.jsonl").write_text("not json\n")
+    assert main([str(tmp_path / "eve.jsonl"), "--out", str(out)]) == 1

@@ -45,19 +45,29 @@ def merge(paths: list[str | Path], log=print) -> list[dict]:
 
 
 def plot_class(rows: list[dict], path: Path) -> Path:
+    """Each learner's compounding chain as a line (hollow markers: steps tried but not built on)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .curve import compounding
     from .steps import STEP_ORDER
+    steps = [s for s in STEP_ORDER if any(r["step"] == s for r in rows)]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for learner in sorted({r["learner"] for r in rows}):
-        mine = sorted((r for r in rows if r["learner"] == learner), key=lambda r: STEP_ORDER.index(r["step"]))
-        ax.plot([r["step"] for r in mine], [r["usd_per_million"] for r in mine], marker="o",
-                label=f"{learner} ({mine[0]['gpu']})")
+        mine = [r for r in rows if r["learner"] == learner]
+        chain = compounding(mine)
+        total = chain[0]["usd_per_million"] / chain[-1]["usd_per_million"]
+        line, = ax.plot([steps.index(r["step"]) for r in chain], [r["usd_per_million"] for r in chain],
+                        marker="o", label=f"{learner} ({mine[0]['gpu']}): {total:.3g}x")
+        others = [r for r in mine if r not in chain]
+        ax.scatter([steps.index(r["step"]) for r in others], [r["usd_per_million"] for r in others],
+                   facecolors="none", edgecolors=line.get_color())
+    ax.set_xticks(range(len(steps)), steps)
     ax.set_yscale("log")
     ax.set_ylabel("$ per 1M tokens (log)")
-    ax.set_title("The class's cost curves")
+    ax.set_title("The class's cost curves: each line is the chain a learner kept\n"
+                 "(hollow: steps tried but not built on; legend: total factor)")
     ax.tick_params(axis="x", rotation=20)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
