@@ -119,7 +119,14 @@ def test_a_factor_inside_the_repeats_spread_is_flagged_as_noise(tmp_path):
                      settings=dict(model="m", precision=precision, profile="offline"),
                      metrics={"e2e_tok_s": {"median": median, "low": low, "high": high}, "batch": 1},
                      context={"hardware": {"gpu_name": None}})
+    store.append("benchmark", step="+ attention",
+                 settings=dict(model="m", precision="int8", attn_implementation="eager", profile="offline"),
+                 metrics={"e2e_tok_s": {"median": 155.0, "low": 145.0, "high": 170.0}, "batch": 1},
+                 context={"hardware": {"gpu_name": None}})
     rows = {r["step"]: r for r in curve_rows(store.records(), 1.0)}
-    assert rows["+ 4-bit"]["within_noise"] and rows["+ 4-bit"]["kept"]
-    assert not rows["+ 8-bit"]["within_noise"]
-    assert "~noise" in summary(list(rows.values()))
+    assert rows["+ 4-bit"]["within_noise"] and not rows["+ 4-bit"]["kept"]   # faster, not established
+    assert not rows["+ 8-bit"]["within_noise"] and rows["+ 8-bit"]["kept"]
+    assert rows["+ attention"]["builds_on"] == "+ 8-bit" and rows["+ attention"]["within_noise"]
+    # the chain ends at the cheapest *kept* step, though the noisy one has the lowest median price
+    text = summary(list(rows.values()))
+    assert "~noise" in text and text.splitlines()[-2].startswith("compounding from target to + 8-bit:")

@@ -21,7 +21,7 @@ from pathlib import Path
 from .cost import cost_per_million
 from .data import gpu, historical_prices
 from .results import CorruptResultsError, ResultsStore
-from .steps import chain, coverage, within_noise
+from .steps import chain, coverage
 
 
 def describe(settings: dict, metrics: dict) -> str:
@@ -41,27 +41,25 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
     """One row per measured step, in workshop order, priced at ``price_per_hour``.
 
     ``factor`` is how many times cheaper the step is than the configuration it
-    was built on (``builds_on``; empty for a start), ``kept`` whether it helped,
-    ``same_as_base`` whether its best configuration is the one it built on
-    (e.g. SDPA, already transformers' default: the factor is then noise),
-    ``within_noise`` whether the two measurements' repeat ranges overlap, and
-    ``vs_first`` how many times cheaper than the first step. Records from
+    was built on (``builds_on``; empty for a start), ``same_as_base`` whether
+    its best configuration is the one it built on (e.g. SDPA, already
+    transformers' default: the factor is then noise), ``within_noise`` whether
+    the two measurements' repeat ranges overlap, ``kept`` whether it was
+    measurably cheaper (none of the above; later steps build only on kept
+    steps), and ``vs_first`` how many times cheaper than the first step. Records from
     the newest profile and machine in the store are used (see utils.steps).
     """
     links = chain(records)
     usd = {link.step: cost_per_million(price_per_hour, link.tokens_per_s) for link in links}
     first = usd[links[0].step] if links else None
     rows = []
-    by_step = {link.step: link.record for link in links}
     for link in links:
         r = link.record
         factor = usd[link.base] / usd[link.step] if link.base else None
-        same = link.same_as_base
-        noise = bool(link.base) and within_noise(r, by_step[link.base])
         rows.append(dict(step=link.step, configuration=describe(r["settings"], r["metrics"]),
                          tokens_per_s=round(link.tokens_per_s, 3), usd_per_million=usd[link.step],
-                         builds_on=link.base, factor=factor, same_as_base=same, within_noise=noise,
-                         kept=None if factor is None else factor > 1 and not same,
+                         builds_on=link.base, factor=factor, same_as_base=link.same_as_base,
+                         within_noise=link.within_noise, kept=link.kept,
                          vs_first=first / usd[link.step],
                          perplexity=r["metrics"].get("perplexity"),
                          hardware=(r.get("hardware") or {}).get("gpu_name") or "CPU",
@@ -71,7 +69,7 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
 
 
 def compounding(rows: list[dict]) -> list[dict]:
-    """The chain behind the cheapest step, from its start: the techniques that compounded.
+    """The chain behind the cheapest kept step, from its start: the techniques that compounded.
 
     The product of their factors is how many times cheaper the cheapest step is
     than the start of its chain.
@@ -79,7 +77,8 @@ def compounding(rows: list[dict]) -> list[dict]:
     if not rows:
         return []
     by_step = {r["step"]: r for r in rows}
-    path = [min(rows, key=lambda r: r["usd_per_million"])]
+    established = [r for r in rows if r["kept"] or r["builds_on"] is None]
+    path = [min(established, key=lambda r: r["usd_per_million"])]
     while path[0]["builds_on"]:
         path.insert(0, by_step[path[0]["builds_on"]])
     return path
@@ -92,8 +91,8 @@ def format_row(row: dict) -> str:
     elif row["same_as_base"]:
         against = f"same configuration as {row['builds_on']}"
     else:
-        against = (f"{row['factor']:5.2f}x vs {row['builds_on']}" + ("" if row["kept"] else " (not kept)")
-                   + (" ~noise" if row["within_noise"] else ""))
+        against = (f"{row['factor']:5.2f}x vs {row['builds_on']}"
+                   + (" ~noise" if row["within_noise"] else "") + ("" if row["kept"] else " (not kept)"))
     return (f"{row['step']:<16} {row['tokens_per_s']:>9.1f} tok/s  ${row['usd_per_million']:>10.4f}/1M  "
             f"{against:<36} {row['configuration']}")
 
@@ -108,8 +107,9 @@ def summary(rows: list[dict], records: list[dict] | None = None) -> str:
         lines.append(f"compounding from {path[0]['step']} to {path[-1]['step']}: {factors} "
                      f"= {path[0]['usd_per_million'] / path[-1]['usd_per_million']:.3g}x cheaper")
     if any(r.get("within_noise") for r in rows):
-        lines.append("~noise: the repeats of the two configurations overlap; that factor is not "
-                     "established (more repeats, or a quieter machine, would settle it)")
+        lines.append("~noise: the repeats of the two configurations overlap, so the difference is not "
+                     "established and later steps did not build on it (more repeats, or a quieter "
+                     "machine, would settle it)")
     if records is not None:
         lines += left_out(coverage(records))
     return "\n".join(lines)
@@ -178,7 +178,8 @@ def plot_waterfall(ax, rows: list[dict]) -> None:
         ax.hlines(usd[r["builds_on"]], steps.index(r["builds_on"]), i, colors="0.6",
                   linestyles=":", linewidth=1)
         low, high = sorted([usd[r["builds_on"]], cost])
-        colour = "tab:green" if r["kept"] else "tab:olive" if r["same_as_base"] else "tab:red"
+        colour = ("tab:green" if r["kept"] else
+                  "tab:olive" if r["same_as_base"] or r["within_noise"] else "tab:red")
         label = ("same\nconfig" if r["same_as_base"] else
                  f"{r['factor']:.2g}x" + ("~" if r["within_noise"] else "")
                  + ("" if r["kept"] else "\nnot kept"))
@@ -191,7 +192,7 @@ def plot_waterfall(ax, rows: list[dict]) -> None:
     ax.annotate(f"{total:.3g}x", (len(rows), path[0]["usd_per_million"]), ha="center", va="bottom",
                 fontsize=9, weight="bold")
     if any(r["within_noise"] for r in rows):
-        ax.text(0.01, 0.01, "~ within the spread of the repeats: not established", fontsize=7,
+        ax.text(0.01, 0.01, "~ within the spread of the repeats: not established, not kept", fontsize=7,
                 transform=ax.transAxes)
     ax.set_xticks(range(len(rows) + 1), steps + ["total"])
     ax.set_ylim(min(usd.values()) / 1.5, max(usd.values()) * 1.8)

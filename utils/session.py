@@ -46,8 +46,8 @@ class Lab:
                                      context=context, compute_dtype=compute_dtype)
 
     def build_on(self, step: str) -> dict:
-        """The configuration a new ``step`` builds on: the cheapest one you measured before it
-        on this machine and profile (see utils.steps), or the precision that fits and SDPA
+        """The configuration a new ``step`` builds on: the cheapest kept one you measured before
+        it on this machine and profile (see utils.steps), or the precision that fits and SDPA
         when you have measured none yet. Says what it chose."""
         from .preflight import fitting_precision
         from .steps import build_on
@@ -59,8 +59,8 @@ class Lab:
                   f"fits ({base['precision']}) with {base['attn_implementation']}")
         else:
             print(f"{step}: builds on your '{base['builds_on']}' ({base['precision']}, "
-                  f"{base['attn_implementation']}, {base['tokens_per_s']:.1f} tok/s), the cheapest "
-                  f"configuration you measured before it")
+                  f"{base['attn_implementation']}, {base['tokens_per_s']:.1f} tok/s): the cheapest "
+                  f"configuration before it that measurably helped")
         return base
 
     def record(self, step: str, settings: dict, metrics: dict, kind: str = "notebook") -> dict:

@@ -18,9 +18,11 @@ target             larger baseline (a smaller model instead of a larger one)
                    decoding and batching are alternatives, not a stack
 =================  ==========================================================
 
-A step's factor is ``cost(base) / cost(step)`` from median tokens/s; the step
-is *kept* when the factor is above 1. When the two records' repeat ranges
-overlap, the factor is flagged as within the noise of the measurement. Because every factor is taken against the configuration it
+A step's factor is ``cost(base) / cost(step)`` from median tokens/s. A step is
+*established* when it is cheaper than its base and the two records' repeat
+ranges do not overlap (otherwise the gain may be noise), and its configuration
+differs from its base's. Later steps build only on established steps (or on
+the base steps themselves): a change that was not shown to help is not adopted. Because every factor is taken against the configuration it
 was built on, the factors along a chain multiply:
 ``cost(first) / cost(step) = factor(step) * factor(base) * ...``.
 """
@@ -92,6 +94,13 @@ class Link:
     record: dict
     base: str | None
     same_as_base: bool = False
+    within_noise: bool = False
+    kept: bool | None = None      # None for a start
+
+    @property
+    def established(self) -> bool:
+        """A start, or a kept step: a different configuration measurably cheaper than its base."""
+        return self.base is None or bool(self.kept)
 
     @property
     def tokens_per_s(self) -> float:
@@ -145,8 +154,9 @@ def chain(records: list[dict], group: tuple | None = None) -> list[Link]:
     A record that says which step it was built on (``settings["builds_on"]``)
     keeps that link when the step was measured; otherwise the cheapest allowed
     earlier step is taken, as :func:`base_for` would have chosen it. A step
-    whose best record is the same configuration as its base (SDPA is already
-    transformers' default, say) adds no technique: later steps link past it.
+    that is not kept (dearer, within the noise, or the same configuration as
+    its base: SDPA is already transformers' default) is not built on: later
+    steps link past it.
     """
     best = best_per_step(records, group)
     links: dict[str, Link] = {}
@@ -154,17 +164,20 @@ def chain(records: list[dict], group: tuple | None = None) -> list[Link]:
         if step not in best:
             continue
         named = (best[step].get("settings") or {}).get("builds_on")
-        while named in links and links[named].same_as_base:
+        while named in links and not links[named].established:
             named = links[named].base
         base = named if named in links and named in BUILDS_ON[step] else \
             cheapest(best, _candidates(step, links))
         same = base is not None and configuration(best[step]) == configuration(best[base])
-        links[step] = Link(step, best[step], base, same)
+        noise = base is not None and within_noise(best[step], best[base])
+        kept = None if base is None else rate(best[step]) > rate(best[base]) and not same and not noise
+        links[step] = Link(step, best[step], base, same, noise, kept)
     return list(links.values())
 
 
 def _candidates(step: str, links: dict[str, Link]) -> tuple[str, ...]:
-    return tuple(s for s in BUILDS_ON[step] if s in links and not links[s].same_as_base)
+    """Measured steps ``step`` may build on: established ones, or starts."""
+    return tuple(s for s in BUILDS_ON[step] if s in links and links[s].established)
 
 
 def base_for(step: str, records: list[dict], group: tuple) -> dict | None:
