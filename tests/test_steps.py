@@ -130,3 +130,14 @@ def test_a_factor_inside_the_repeats_spread_is_flagged_as_noise(tmp_path):
     # the chain ends at the cheapest *kept* step, though the noisy one has the lowest median price
     text = summary(list(rows.values()))
     assert "~noise" in text and text.splitlines()[-2].startswith("compounding from target to + 8-bit:")
+
+
+def test_the_target_is_built_on_even_when_it_is_not_cheaper_than_the_baseline(tmp_path):
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "larger baseline", 100.0)
+    add(store, "target", 90.0)                          # dearer than the baseline on this machine
+    add(store, "+ 4-bit", 120.0, precision="nf4")
+    rows = {r["step"]: r for r in curve_rows(store.records(), 1.0)}
+    assert rows["target"]["kept"] is False
+    assert rows["+ 4-bit"]["builds_on"] == "target" and rows["+ 4-bit"]["kept"]
+    assert base_for("+ batching", store.records(), GROUP)["step"] == "+ 4-bit"

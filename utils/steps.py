@@ -18,12 +18,13 @@ target             larger baseline (a smaller model instead of a larger one)
                    decoding and batching are alternatives, not a stack
 =================  ==========================================================
 
-A step's factor is ``cost(base) / cost(step)`` from median tokens/s. A step is
-*established* when it is cheaper than its base and the two records' repeat
-ranges do not overlap (otherwise the gain may be noise), and its configuration
-differs from its base's. Later steps build only on established steps (or on
-the base steps themselves): a change that was not shown to help is not adopted. Because every factor is taken against the configuration it
-was built on, the factors along a chain multiply:
+A step's factor is ``cost(base) / cost(step)`` from median tokens/s. A
+technique is *kept* when its configuration differs from its base's and it is
+measurably cheaper: faster, with repeat ranges that do not overlap (otherwise
+the gain may be noise). Later steps build only on kept steps and on the two
+models themselves (the baseline and the target are what the techniques are
+applied to, so they are always built on). Because every factor is taken
+against the configuration it was built on, the factors along a chain multiply:
 ``cost(first) / cost(step) = factor(step) * factor(base) * ...``.
 """
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 STEP_ORDER = ["larger baseline", "target", "+ 8-bit", "+ 4-bit", "+ attention",
               "+ speculative", "+ batching"]
 
+MODEL_STEPS = ("larger baseline", "target")      # models, not techniques: always built on
 _PRECISION_STEPS = ("target", "+ 8-bit", "+ 4-bit")
 BUILDS_ON: dict[str, tuple[str, ...]] = {
     "larger baseline": (),
@@ -99,8 +101,8 @@ class Link:
 
     @property
     def established(self) -> bool:
-        """A start, or a kept step: a different configuration measurably cheaper than its base."""
-        return self.base is None or bool(self.kept)
+        """Whether later steps may build on it: a start, a model, or a kept technique."""
+        return self.base is None or self.step in MODEL_STEPS or bool(self.kept)
 
     @property
     def tokens_per_s(self) -> float:
@@ -176,7 +178,7 @@ def chain(records: list[dict], group: tuple | None = None) -> list[Link]:
 
 
 def _candidates(step: str, links: dict[str, Link]) -> tuple[str, ...]:
-    """Measured steps ``step`` may build on: established ones, or starts."""
+    """Measured steps ``step`` may build on: starts, models and kept techniques."""
     return tuple(s for s in BUILDS_ON[step] if s in links and links[s].established)
 
 
