@@ -46,7 +46,8 @@ def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_pa
         assert r["settings"]["random_weights"] is False
     spec = next(r for r in records if r["step"] == "+ speculative")
     assert spec["metrics"]["acceptance"]["steps"] >= 1
-    # the later steps build on the fastest configuration measured before them
+    # the later steps build on the fastest configuration measured before them (with repeats = 1
+    # a record's spread is one point, so no gain here counts as noise)
     rate = lambda r: r["metrics"]["e2e_tok_s"]["median"]                       # noqa: E731
     standard = [r for r in records if r["metrics"]["prompt_tokens"] == 16]
     fastest_precision = max((r for r in standard if r["step"] in ("target", "+ 4-bit")), key=rate)
