@@ -33,6 +33,13 @@ class Check:
                 + (" (this blocks the run)" if self.blocking else ""))
 
 
+def candidate_precisions(profile: Profile, hw: Hardware, role: str = "target") -> list[str]:
+    """The precisions a profile model may run in, by preference: the compute dtype, then the
+    profile's precisions (target) or NF4 (draft and baseline)."""
+    extra = profile.precisions if role == "target" else ["nf4"]
+    return list(dict.fromkeys([hw.compute_dtype, *extra]))
+
+
 def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[Check]:
     checks = []
     available = hw.vram_gb if hw.device == "cuda" else hw.ram_gb
@@ -44,17 +51,17 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
         except ModelLoadError as err:
             checks.append(Check(f"{role} {ref.id}", False, str(err), blocking=True))
             continue
-        precisions = profile.precisions if role == "target" else [hw.compute_dtype, "nf4"]
-        for precision in dict.fromkeys([hw.compute_dtype] + list(precisions)):
-            est = predict_memory(shape, precision, context=context,
-                                 compute_dtype=hw.compute_dtype if hw.device == "cuda" else "float32")
+        fits_somewhere = False
+        for precision in candidate_precisions(profile, hw, role):
+            est = predict_memory(shape, precision, context=context, compute_dtype=hw.compute_dtype)
             try:
                 check_fits(est, available, where=where, name=ref.id)
                 checks.append(Check(f"{role} {ref.id} {precision}", True,
                                     f"{est.total_gb:.2f} GB predicted, fits in {available:.1f} GB {where}"))
+                fits_somewhere = True
             except ModelTooLargeError as err:
                 checks.append(Check(f"{role} {ref.id} {precision}", False, str(err)))
-        if role == "target" and not any(c.ok for c in checks if c.name.startswith(f"target {ref.id} ")):
+        if role == "target" and not fits_somewhere:
             checks.append(Check("target fits", False, f"{ref.id} fits in none of the profile's "
                                 f"precisions here; choose a smaller profile", blocking=True))
         if not ref.is_offline:
@@ -73,16 +80,16 @@ def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role:
     ref = getattr(profile, role)
     shape = ModelShape.from_config(model_config(ref))
     available = hw.vram_gb if hw.device == "cuda" else hw.ram_gb
-    candidates = profile.precisions if role == "target" else ["nf4"]
-    for precision in dict.fromkeys([hw.compute_dtype] + list(candidates)):
+    candidates = candidate_precisions(profile, hw, role)
+    for precision in candidates:
         try:
             check_fits(predict_memory(shape, precision, context=context,
                                       compute_dtype=hw.compute_dtype), available)
             return precision
         except ModelTooLargeError:
             continue
-    raise ModelTooLargeError(f"{ref.id} fits in none of {list(dict.fromkeys([hw.compute_dtype] + list(candidates)))} "
-                             f"on this machine; choose a smaller profile")
+    raise ModelTooLargeError(f"{ref.id} fits in none of {candidates} on this machine; "
+                             f"choose a smaller profile")
 
 
 def network_checks(profile: Profile) -> list[Check]:
