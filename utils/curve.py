@@ -224,16 +224,21 @@ def plot(rows: list[dict], path: Path, title: str = "Your LLMflation cost curve"
 
 
 def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float,
-                skip_corrupt: bool = False) -> tuple[Path, Path]:
+                skip_corrupt: bool = False, log=None) -> tuple[Path, Path]:
     """From a results store, write ``cost_curve.csv`` and ``cost_curve.png`` into ``out_dir``.
 
     A corrupt line raises CorruptResultsError naming it, unless ``skip_corrupt``
-    (then it is left out with a warning); the store itself is never changed."""
-    rows = curve_rows(store.records(skip_corrupt=skip_corrupt), price_per_hour)
+    (then it is left out with a warning); the store itself is never changed.
+    ``log``, if given, receives the :func:`summary` of the curve."""
+    records = store.records(skip_corrupt=skip_corrupt)
+    rows = curve_rows(records, price_per_hour)
     if not rows:
         raise ValueError(f"{store.path} holds no benchmark measurements yet; run a notebook or "
                          f"python -m utils.benchmark first")
-    return write_csv(rows, out_dir / "cost_curve.csv"), plot(rows, out_dir / "cost_curve.png")
+    paths = write_csv(rows, out_dir / "cost_curve.csv"), plot(rows, out_dir / "cost_curve.png")
+    if log is not None:
+        log(summary(rows, records))
+    return paths
 
 
 def main(argv=None) -> int:
@@ -253,12 +258,10 @@ def main(argv=None) -> int:
         print(f"price: ${args.price}/h (default for {key}; pass --price for yours)")
     try:
         csv_path, png_path = write_curve(store, Path(args.out) if args.out else store.path.parent,
-                                         args.price, skip_corrupt=args.skip_corrupt)
+                                         args.price, skip_corrupt=args.skip_corrupt, log=print)
     except (CorruptResultsError, ValueError) as err:
         print(f"no cost curve written: {err}", file=sys.stderr)
         return 1
-    records = store.records(skip_corrupt=args.skip_corrupt)
-    print(summary(curve_rows(records, args.price), records))
     print(f"wrote {csv_path} and {png_path}")
     return 0
 

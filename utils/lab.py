@@ -58,9 +58,7 @@ def main(argv=None) -> int:
     benchmark.main(argv_bench)
     store = ResultsStore(args.results)
     price = gpu(profile.gpu_price_key)["price_per_hour_usd"]
-    csv_path, png_path = curve.write_curve(store, store.path.parent, price)
-    records = store.records()
-    print(curve.summary(curve.curve_rows(records, price), records))
+    csv_path, png_path = curve.write_curve(store, store.path.parent, price, log=print)
     print(f"cost curve at ${price}/h ({profile.gpu_price_key} default): {csv_path}, {png_path}")
     if args.notebooks:
         run_notebooks(REPO / "solutions", REPO / "results" / "executed")
