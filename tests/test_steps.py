@@ -141,3 +141,18 @@ def test_the_target_is_built_on_even_when_it_is_not_cheaper_than_the_baseline(tm
     assert rows["target"]["kept"] is False
     assert rows["+ 4-bit"]["builds_on"] == "target" and rows["+ 4-bit"]["kept"]
     assert base_for("+ batching", store.records(), GROUP)["step"] == "+ 4-bit"
+
+
+def test_the_noise_footnote_appears_only_beside_a_noise_mark(tmp_path):
+    store = ResultsStore(tmp_path / "r.jsonl")
+    for step, median, low, high, attn in [("target", 100.0, 90.0, 110.0, "sdpa"),
+                                          ("+ attention", 104.0, 95.0, 112.0, "sdpa")]:
+        store.append("benchmark", step=step,
+                     settings=dict(model="m", precision="float32", attn_implementation=attn,
+                                   profile="offline"),
+                     metrics={"e2e_tok_s": {"median": median, "low": low, "high": high}, "batch": 1},
+                     context={"hardware": {"gpu_name": None}})
+    rows = curve_rows(store.records(), 1.0)
+    assert rows[1]["same_as_base"] and rows[1]["within_noise"]
+    text = summary(rows)
+    assert "same configuration as target" in text and "~noise" not in text

@@ -84,6 +84,11 @@ def compounding(rows: list[dict]) -> list[dict]:
     return path
 
 
+def marked_noise(row: dict) -> bool:
+    """Whether a row is shown with the ``~`` noise mark (a same-configuration row says so instead)."""
+    return bool(row["within_noise"]) and not row["same_as_base"]
+
+
 def format_row(row: dict) -> str:
     """One printable line: price, factor against the step built on, configuration."""
     if row["builds_on"] is None:
@@ -92,7 +97,7 @@ def format_row(row: dict) -> str:
         against = f"same configuration as {row['builds_on']}"
     else:
         against = (f"{row['factor']:5.2f}x vs {row['builds_on']}"
-                   + (" ~noise" if row["within_noise"] else "") + ("" if row["kept"] else " (not kept)"))
+                   + (" ~noise" if marked_noise(row) else "") + ("" if row["kept"] else " (not kept)"))
     return (f"{row['step']:<16} {row['tokens_per_s']:>9.1f} tok/s  ${row['usd_per_million']:>10.4f}/1M  "
             f"{against:<36} {row['configuration']}")
 
@@ -106,7 +111,7 @@ def summary(rows: list[dict], records: list[dict] | None = None) -> str:
         factors = " x ".join(f"{r['factor']:.2f} ({r['step']})" for r in path[1:])
         lines.append(f"compounding from {path[0]['step']} to {path[-1]['step']}: {factors} "
                      f"= {path[0]['usd_per_million'] / path[-1]['usd_per_million']:.3g}x cheaper")
-    if any(r.get("within_noise") for r in rows):
+    if any(marked_noise(r) for r in rows):
         lines.append("~noise: the repeats of the two configurations overlap, so the difference is not "
                      "established and later steps did not build on it (more repeats, or a quieter "
                      "machine, would settle it)")
@@ -181,7 +186,7 @@ def plot_waterfall(ax, rows: list[dict]) -> None:
         colour = ("tab:green" if r["kept"] else
                   "tab:olive" if r["same_as_base"] or r["within_noise"] else "tab:red")
         label = ("same\nconfig" if r["same_as_base"] else
-                 f"{r['factor']:.2g}x" + ("~" if r["within_noise"] else "")
+                 f"{r['factor']:.2g}x" + ("~" if marked_noise(r) else "")
                  + ("" if r["kept"] else "\nnot kept"))
         ax.bar(i, high - low, bottom=low, color=colour, hatch="//" if r["random_weights"] else None,
                edgecolor="black", linewidth=0.5)
@@ -191,7 +196,7 @@ def plot_waterfall(ax, rows: list[dict]) -> None:
            bottom=path[-1]["usd_per_million"], color="tab:blue", edgecolor="black", linewidth=0.5)
     ax.annotate(f"{total:.3g}x", (len(rows), path[0]["usd_per_million"]), ha="center", va="bottom",
                 fontsize=9, weight="bold")
-    if any(r["within_noise"] for r in rows):
+    if any(marked_noise(r) for r in rows):
         ax.text(0.01, 0.01, "~ within the spread of the repeats: not established, not kept", fontsize=7,
                 transform=ax.transAxes)
     ax.set_xticks(range(len(rows) + 1), steps + ["total"])
