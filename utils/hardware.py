@@ -13,7 +13,7 @@ import shutil
 import socket
 from dataclasses import asdict, dataclass, field
 
-GB = 1024**3
+GB = 1e9   # decimal gigabytes everywhere, as vendors and the hub quote sizes
 
 # SDPA backends by minimum compute capability (PyTorch's own dispatch rules):
 # flash needs sm80+, cuDNN attention is enabled by default on sm90 (Hopper),
@@ -28,7 +28,8 @@ class Hardware:
     device: str                                  # "cuda" or "cpu"
     gpu_name: str | None = None
     compute_capability: tuple[int, int] | None = None
-    vram_gb: float | None = None
+    vram_gb: float | None = None                 # total, decimal GB
+    free_vram_gb: float | None = None            # free when detected (torch.cuda.mem_get_info)
     ram_gb: float = 0.0
     free_disk_gb: float = 0.0
     cpu_count: int = 1
@@ -36,6 +37,8 @@ class Hardware:
     sdpa_backends: list[str] = field(default_factory=lambda: ["math"])
     flash_attn_installed: bool = False
     flash_attn_usable: bool = False              # package present *and* sm80+
+    emulated: str | None = None                  # e.g. "Tesla T4": limits imposed (utils.emulate)
+    host_gpu: str | None = None                  # the GPU that really ran, when emulating
 
     @property
     def compute_dtype(self) -> str:
@@ -53,7 +56,10 @@ class Hardware:
     def summary(self) -> str:
         if self.device == "cuda":
             cc = ".".join(map(str, self.compute_capability or (0, 0)))
-            head = f"GPU {self.gpu_name} (sm{cc.replace('.', '')}, {self.vram_gb:.1f} GB VRAM)"
+            free = f", {self.free_vram_gb:.1f} GB free" if self.free_vram_gb is not None else ""
+            head = f"GPU {self.gpu_name} (sm{cc.replace('.', '')}, {self.vram_gb:.1f} GB VRAM{free})"
+            if self.emulated:
+                head += " [EMULATED: limits imposed, timings are the host GPU's]"
         else:
             head = f"CPU only ({self.cpu_count} cores)"
         return (f"{head}; RAM {self.ram_gb:.1f} GB; free disk {self.free_disk_gb:.1f} GB; "
@@ -108,20 +114,44 @@ def has_internet(host: str = "huggingface.co", port: int = 443, timeout: float =
 
 
 def detect_hardware(disk_path: str = ".") -> Hardware:
-    """Describe this machine. Never raises for a missing GPU: it reports ``device="cpu"``."""
+    """Describe this machine. Never raises for a missing GPU: it reports ``device="cpu"``.
+
+    With $LLMFLATION_EMULATE set (utils.emulate), a bigger GPU is described as
+    the emulated one and its limits are imposed on this process.
+    """
     import torch
 
+    from . import emulate
+
+    target = emulate.requested()
     common = dict(ram_gb=ram_gb(), free_disk_gb=free_disk_gb(disk_path),
                   cpu_count=os.cpu_count() or 1, flash_attn_installed=flash_attn_installed())
     if not torch.cuda.is_available():
-        return Hardware(device="cpu", sdpa_backends=sdpa_backends_for(None), **common)
+        hw = Hardware(device="cpu", sdpa_backends=sdpa_backends_for(None), **common)
+        return emulate.emulate(hw, target) if target else hw
     props = torch.cuda.get_device_properties(0)
     cc = (props.major, props.minor)
-    return Hardware(
+    free, _ = torch.cuda.mem_get_info()
+    hw = Hardware(
         device="cuda", gpu_name=props.name, compute_capability=cc,
-        vram_gb=props.total_memory / GB, bf16=bf16_native(cc),
+        vram_gb=props.total_memory / GB, free_vram_gb=free / GB, bf16=bf16_native(cc),
         sdpa_backends=sdpa_backends_for(cc),
         flash_attn_usable=common["flash_attn_installed"] and cc >= (8, 0), **common)
+    return emulate.emulate(hw, target) if target else hw
+
+
+def available_gb(hw: Hardware) -> float:
+    """Memory a new model may use now, in GB: free GPU memory (live, and within an emulated
+    GPU's cap), or the machine's RAM on a CPU."""
+    if hw.device != "cuda":
+        return hw.ram_gb
+    import torch
+    if not torch.cuda.is_available():      # a described (mocked) GPU: its figures as detected
+        return hw.free_vram_gb if hw.free_vram_gb is not None else hw.vram_gb
+    free = torch.cuda.mem_get_info()[0] / GB
+    if hw.emulated:
+        free = min(free, hw.vram_gb - torch.cuda.memory_reserved() / GB)
+    return free
 
 
 def synchronize(device: str) -> None:

@@ -257,12 +257,26 @@ def attention_ops(model, tokenizer, text: str, *, prompt_tokens: int = 32, devic
     ``aten::_scaled_dot_product_flash_attention``, ``aten::_scaled_dot_product_cudnn_attention``,
     or, for eager attention, ``aten::softmax`` between two matmuls.
     """
+    keys = ("attention", "softmax", "flash", "sdpa", "cudnn", "fmha")
+    return [k for k in profiled_kernels(model, tokenizer, text, prompt_tokens=prompt_tokens, device=device)
+            if any(x in k.lower() for x in keys)]
+
+
+
+def profiled_kernels(model, tokenizer, text: str, *, prompt_tokens: int = 32,
+                     device: str = "cpu") -> list[str]:
+    """Names of every operator and CUDA kernel that ran in one forward pass (torch.profiler)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    import warnings
+
     inputs = make_inputs(tokenizer, text, prompt_tokens, 1, device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-    with _native_stderr_silenced(), torch.inference_mode(), profile(activities=activities) as prof:
-        model(**inputs)
-    keys = ("attention", "softmax", "flash", "sdpa", "cudnn")
-    return sorted({e.key for e in prof.key_averages() if any(k in e.key.lower() for k in keys)})
+    with warnings.catch_warnings():
+        # "Profiler clears events at the end of each cycle": advice for multi-step schedules
+        warnings.filterwarnings("ignore", message=".*Profiler clears events.*")
+        with _native_stderr_silenced(), torch.inference_mode(), profile(activities=activities) as prof:
+            model(**inputs)
+            synchronize(device)
+    return sorted({e.key for e in prof.key_averages()})
