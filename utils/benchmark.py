@@ -182,16 +182,19 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", help="profile name (default: $LLMFLATION_PROFILE or auto)")
     parser.add_argument("--results", help="results file (default: results/my_results.jsonl)")
     parser.add_argument("--random-weights", action="store_true",
-                        help="build each model from its config with random weights (no download)")
+                        help="build each model from its config with random weights (no download); "
+                             "also set by LLMFLATION_RANDOM_WEIGHTS")
     parser.add_argument("--steps", nargs="+", choices=STEPS, default=STEPS)
     args = parser.parse_args(argv)
+    from . import rehearsal
+    args.random_weights = args.random_weights or rehearsal.mode() is not None
 
     quiet_transformers()
     hw = detect_hardware()
     profile = load_profile(args.profile, hw)
     store = ResultsStore(args.results)
     print(f"hardware: {hw.summary()}\nprofile:  {profile.name} - {profile.description}\n"
-          f"results:  {store.path}" + ("\nRANDOM WEIGHTS: speed and memory only" if args.random_weights else ""))
+          f"results:  {store.path}" + (f"\nRANDOM WEIGHTS: {rehearsal.LABEL}" if args.random_weights else ""))
     start = time.perf_counter()
     Bench(profile, hw, store, random_weights=args.random_weights).run(args.steps)
     print(f"done in {time.perf_counter() - start:.0f}s; results in {store.path}")

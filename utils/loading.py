@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import attention
 from .data import model_configs
-from .hardware import Hardware, detect_hardware
+from .hardware import Hardware, available_gb, detect_hardware
 from .memory import BYTES_16, MemoryEstimate, ModelShape, check_fits, check_precision, predict_memory
 from .profiles import ModelRef
 from .quiet import quiet_transformers
@@ -74,7 +75,14 @@ def local_path(ref: ModelRef) -> Path | None:
 
 
 def model_config(ref: ModelRef) -> dict:
-    """config.json as a dict: local file, the shipped table, or (last) a small hub download."""
+    """config.json as a dict: local file, the shipped table, or (last) a small hub download.
+    Under the reduced rehearsal (utils.rehearsal) the same architecture, shrunk."""
+    from . import rehearsal
+    config = _full_config(ref)
+    return rehearsal.reduced_config(config) if rehearsal.mode() == "reduced" else config
+
+
+def _full_config(ref: ModelRef) -> dict:
     path = local_path(ref)
     if path is not None:
         return json.loads((path / "config.json").read_text())
@@ -133,8 +141,13 @@ def quantization_config(precision: str, compute_dtype: str):
                               bnb_4bit_compute_dtype=getattr(torch, compute_dtype))
 
 
+ATTENTION = ("eager", "sdpa", attention.REPEAT_KV, "flash_attention_2")
+
+
 def check_attention(attn: str, hw: Hardware) -> None:
     """Refuse an attention kernel this machine cannot run, before loading."""
+    if attn not in ATTENTION:
+        raise ModelLoadError(f"unknown attention implementation '{attn}'; choose one of {', '.join(ATTENTION)}")
     if attn == "flash_attention_2":
         if not hw.flash_attn_installed:
             raise ModelLoadError("flash_attention_2 needs the flash-attn package "
@@ -187,7 +200,7 @@ def random_checkpoint(config: dict, dtype: str, folder: Path, tokenizer_from: Pa
             shards.append([])
         shards[-1].append(name)
 
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator("cuda" if torch.cuda.is_available() else "cpu").manual_seed(0)
     std = getattr(cfg, "initializer_range", 0.02)
     weight_map = {}
     for i, names in enumerate(shards, start=1):
@@ -207,39 +220,70 @@ def random_checkpoint(config: dict, dtype: str, folder: Path, tokenizer_from: Pa
 
 
 def _random_tensor(name: str, shape: tuple, std: float, dtype, generator):
-    """One parameter as transformers would initialise it: norms 1, biases 0, else N(0, std)."""
+    """One parameter as transformers would initialise it: norms 1, biases 0, else N(0, std).
+
+    Drawn on the GPU where ``generator`` lives there (seconds for an 8B model
+    instead of minutes on a CPU), then moved to the CPU to be written."""
     import torch
     module = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else name
     if name.endswith(".bias"):
         return torch.zeros(shape, dtype=dtype)
     if "norm" in module:
         return torch.ones(shape, dtype=dtype)
-    return torch.randn(shape, generator=generator, dtype=dtype).mul_(std)
+    return torch.randn(shape, generator=generator, dtype=dtype,
+                       device=generator.device).mul_(std).cpu()
 
 
-_RANDOM_CHECKPOINTS: dict[tuple[str, str], tempfile.TemporaryDirectory] = {}
+def checkpoint_dtype(config: dict) -> str:
+    """The dtype a model's hub checkpoint is stored in (config ``dtype``/``torch_dtype``; bf16 if
+    unsaid). Random checkpoints use it too, so every precision loads from the same file, as
+    from a download: bitsandbytes quantizes it on load, a T4 casts it to fp16."""
+    stored = config.get("dtype") or config.get("torch_dtype") or "bfloat16"
+    return stored if stored in BYTES_16 else "bfloat16"
 
 
-def random_source(ref: ModelRef, config: dict, dtype: str, local: Path | None) -> Path:
-    """A random-weight checkpoint of ``ref``'s architecture in ``dtype``, written once per process.
+_RANDOM_CHECKPOINTS: dict[str, Path] = {}
+_TEMP_DIRS: list[tempfile.TemporaryDirectory] = []
+ENV_RANDOM_CACHE = "LLMFLATION_RANDOM_CACHE"
 
-    A 7B model takes minutes to initialise and write, and the benchmark loads the
-    same architecture a dozen times (each precision, each attention kernel), so
-    the checkpoint is kept in a temporary folder until the process exits.
+
+def random_source(ref: ModelRef, config: dict, local: Path | None) -> Path:
+    """A random-weight checkpoint of ``ref``'s architecture, written once.
+
+    A 7B model takes a minute or more to draw and write, and the benchmark loads
+    the same architecture a dozen times (each precision, each attention
+    kernel), so the checkpoint is kept: in a temporary folder until the process
+    exits, or, with $LLMFLATION_RANDOM_CACHE set, in that folder for later
+    processes too (each notebook runs in its own kernel).
     """
-    key = (ref.id, dtype)
-    if key not in _RANDOM_CHECKPOINTS:
+    key = ref.id
+    if key in _RANDOM_CHECKPOINTS and (_RANDOM_CHECKPOINTS[key] / "config.json").is_file():
+        return _RANDOM_CHECKPOINTS[key]
+    cache = os.environ.get(ENV_RANDOM_CACHE)
+    if cache:
+        import hashlib
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+        folder = Path(cache).expanduser() / f"{ref.id.replace('/', '--').replace(':', '-')}-{digest}"
+        done = folder / ".complete"
+    else:
         tmp = tempfile.TemporaryDirectory(prefix="llmflation-random-")
+        _TEMP_DIRS.append(tmp)
+        folder, done = Path(tmp.name), None
+    if done is None or not done.is_file():
         has_tokenizer = local is not None and (local / "tokenizer_config.json").is_file()
-        random_checkpoint(config, dtype, Path(tmp.name),
+        if done is not None and folder.exists():
+            shutil.rmtree(folder)            # a half-written checkpoint from an interrupted run
+        random_checkpoint(config, checkpoint_dtype(config), folder,
                           tokenizer_from=local if has_tokenizer else OFFLINE_DIR / "tokenizer")
-        _RANDOM_CHECKPOINTS[key] = tmp
-    return Path(_RANDOM_CHECKPOINTS[key].name)
+        if done is not None:
+            done.write_text("ok\n")
+    _RANDOM_CHECKPOINTS[key] = folder
+    return folder
 
 
 def load_model(model: str | ModelRef, precision: str | None = None, *,
                attn_implementation: str = "sdpa", hw: Hardware | None = None,
-               random_weights: bool = False, context: int = 2048,
+               random_weights: bool | None = None, context: int = 2048,
                trust_remote_code: bool = False) -> Loaded:
     """Load ``model`` at ``precision`` with ``attn_implementation``; see the module doc.
 
@@ -252,25 +296,29 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from . import rehearsal
+
     quiet_transformers()
     hw = hw or detect_hardware()
     ref = as_ref(model)
+    if random_weights is None:
+        random_weights = rehearsal.mode() is not None
     precision = check_precision(precision or hw.compute_dtype)
     compute = hw.compute_dtype if precision not in BYTES_16 else precision
     if hw.device == "cpu" and compute == "float16":
         compute = "float32"  # fp16 matmuls on CPU are slow and lossy; compute in fp32
     check_attention(attn_implementation, hw)
+    attention.register()
 
     config = model_config(ref)
     estimate = predict_memory(ModelShape.from_config(config), precision,
                               context=context, compute_dtype=compute)
-    available = hw.vram_gb if hw.device == "cuda" else hw.ram_gb
-    check_fits(estimate, available, where="GPU" if hw.device == "cuda" else "machine's RAM",
-               name=ref.id)
+    check_fits(estimate, available_gb(hw),
+               where="GPU's free memory" if hw.device == "cuda" else "machine's RAM", name=ref.id)
 
     source = local_path(ref)
     if random_weights:
-        source = random_source(ref, config, compute if precision not in BYTES_16 else precision, source)
+        source = random_source(ref, config, source)
     kwargs = dict(
         revision=None if source is not None else ref.revision,
         dtype=getattr(torch, precision if precision in BYTES_16 else compute),

@@ -104,10 +104,12 @@ def auto_profile_name(hw: Hardware) -> str:
 
 def load_profile(name: str | None = None, hw: Hardware | None = None) -> Profile:
     """Choose a profile: the argument, else $LLMFLATION_PROFILE, else from the hardware."""
+    from . import rehearsal
     name = name or os.environ.get(ENV_PROFILE)
-    if name:
-        return get_profile(name)
-    if hw is None:
-        from .hardware import detect_hardware
-        hw = detect_hardware()
-    return get_profile(auto_profile_name(hw))
+    if not name:
+        if hw is None:
+            from .hardware import detect_hardware
+            hw = detect_hardware()
+        name = auto_profile_name(hw)
+    profile = get_profile(name)
+    return rehearsal.adjust(profile)

@@ -31,6 +31,12 @@ class Lab:
         return self.hw.device
 
     @property
+    def random_weights(self) -> bool:
+        """True in a rehearsal ($LLMFLATION_RANDOM_WEIGHTS): speed and memory real, quality not."""
+        from .rehearsal import mode
+        return mode() is not None
+
+    @property
     def gpu_key(self) -> str:
         """This machine's row in datasets/gpus.csv (``cpu-laptop`` without a GPU)."""
         return gpu_key_for(self.hw.gpu_name, self.hw.vram_gb)
@@ -52,7 +58,7 @@ class Lab:
         from .preflight import fitting_precision
         from .steps import build_on
         base = build_on(step, self.store.records(skip_corrupt=True),
-                        (self.profile.name, self.hw.gpu_name, False),
+                        (self.profile.name, self.hw.gpu_name, self.random_weights),
                         fitting_precision(self.profile, self.hw))
         if base["builds_on"] is None:
             print(f"{step}: nothing measured before it here yet, so it runs at the precision that "
@@ -84,6 +90,10 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
     print(f"profile  : {prof.name} - {prof.description}")
     print(f"results  : {store.path} ({len(store.records(skip_corrupt=True))} records so far)")
     print(f"price    : ${price}/h default for {prof.gpu_price_key} (set lab.price_per_hour to yours)")
+    from .rehearsal import LABEL, mode
+    if mode():
+        print(f"REHEARSAL: {LABEL} ({'reduced architectures' if mode() == 'reduced' else 'real size'}); "
+              f"quality figures and their checkpoints mean nothing here")
     return Lab(notebook=notebook, hw=hw, profile=prof, store=store, price_per_hour=price,
                text=heldout_text())
 
