@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: lab install test models curve clean
+.PHONY: lab install test models gpu-check rehearse curve clean
 
 lab: install                     ## preflight, benchmark on this machine's profile, cost curve
 	PYTHONUNBUFFERED=1 $(PY) -m utils.lab
@@ -18,6 +18,12 @@ $(VENV)/.installed: requirements.txt scripts/install_torch.py
 
 test: install                    ## unit tests and every notebook under nbval (offline profile)
 	$(PY) -m pytest
+
+gpu-check: install               ## the GPU path end to end, random weights, one report (CPU: a dry run)
+	PYTHONUNBUFFERED=1 $(PY) -m utils.gpu_suite
+
+rehearse: install                ## every notebook of PROFILE (default t4) with shrunk random-weight models
+	PYTHONUNBUFFERED=1 $(PY) -m utils.rehearse --profile $(or $(PROFILE),t4) --reduced
 
 models: install                  ## retrain the offline models (~50 min on 2 cores)
 	$(PY) -m utils.build_offline_models
