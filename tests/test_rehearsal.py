@@ -1,0 +1,274 @@
+"""The GPU path rehearsed without a GPU: emulation, attention kernels, random weights, the GPU check."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from utils import emulate, rehearsal
+from utils.attention import REPEAT_KV, BackendUnavailable, attention_kernel, force_sdpa
+from utils.hardware import Hardware
+
+DATA = Path(__file__).with_name("data")
+
+
+# --- which kernel ran, from names recorded on a real GPU ---------------------------
+def test_kernel_families_from_names_recorded_on_an_h100():
+    recorded = json.loads((DATA / "profiler_names_h100.json").read_text())["names"]
+    assert attention_kernel(recorded["eager/default"]) == "eager (matmul + softmax)"
+    assert attention_kernel(recorded["sdpa/default"]) == "cuDNN SDPA"          # Hopper's default
+    # PyTorch's own FlashAttention-2 copy (pytorch_flash::) is not the flash-attn package
+    assert attention_kernel(recorded["sdpa/FLASH_ATTENTION"]) == "SDPA flash"
+    assert attention_kernel(recorded["sdpa/CUDNN_ATTENTION"]) == "cuDNN SDPA"
+    assert attention_kernel(recorded["sdpa/MATH"]) == "SDPA math"
+
+
+def test_kernel_families_for_the_t4_and_the_flash_attn_package():
+    t4_efficient = ["aten::_efficient_attention_forward", "aten::_scaled_dot_product_efficient_attention",
+                    "fmha_cutlassF_f16_aligned_64x128_rf_sm80(PyTorchMemEffAttention::AttentionKernel<"
+                    "cutlass::half_t, cutlass::arch::Sm80, true, 64, 128, 128, true, true>::Params)"]
+    assert attention_kernel(t4_efficient) == "SDPA memory-efficient"
+    package = ["flash_attn::_flash_attn_forward",
+               "void flash::flash_fwd_kernel<Flash_fwd_kernel_traits<128, 64, 64, 4, false, false, "
+               "cutlass::bfloat16_t, Flash_kernel_traits<128, 64, 64, 4, cutlass::bfloat16_t> >>"]
+    assert attention_kernel(package) == "flash-attn (FlashAttention-2 package)"
+    assert attention_kernel(["aten::mm"]) == "unknown"
+
+
+def test_forcing_a_backend_the_gpu_lacks_is_refused(hw):
+    with pytest.raises(BackendUnavailable, match="sm75"):
+        with force_sdpa("FLASH_ATTENTION", hw["T4"]):
+            pass
+    with pytest.raises(BackendUnavailable, match="CPU"):
+        with force_sdpa("EFFICIENT_ATTENTION", hw["none"]):
+            pass
+    with force_sdpa("MATH", hw["T4"]):    # the math kernel exists everywhere
+        pass
+
+
+def test_sdpa_repeat_kv_computes_what_sdpa_computes(tmp_path, cpu_hw):
+    """The kit's T4 attention (KV heads repeated, no enable_gqa) gives the same logits."""
+    import torch
+
+    from utils.loading import load_model
+    cfg = dict(model_type="qwen3", hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=1, head_dim=64, vocab_size=2048,
+               tie_word_embeddings=True)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    ids = torch.randint(0, 2048, (1, 40))
+    logits = {}
+    for attn in ("eager", "sdpa", REPEAT_KV):
+        loaded = load_model(str(tmp_path), attn_implementation=attn, hw=cpu_hw, random_weights=True)
+        with torch.no_grad():
+            logits[attn] = loaded.model(input_ids=ids).logits
+    assert torch.allclose(logits[REPEAT_KV], logits["sdpa"], atol=1e-4)
+    assert torch.allclose(logits[REPEAT_KV], logits["eager"], atol=1e-4)
+
+
+def test_unknown_attention_name_is_refused_before_loading(cpu_hw):
+    from utils.loading import ModelLoadError, load_model
+    with pytest.raises(ModelLoadError, match="unknown attention"):
+        load_model("offline:target", attn_implementation="flash", hw=cpu_hw)
+
+
+# --- T4 emulation ---------------------------------------------------------------
+def test_emulating_a_t4_describes_its_limits_and_imposes_them(hw, monkeypatch):
+    applied = []
+    monkeypatch.setattr(emulate, "impose", lambda target, total: applied.append((target.name, total)))
+    t4 = emulate.emulate(hw["H100"], emulate.TARGETS["t4"])
+    assert applied == [("Tesla T4", hw["H100"].vram_gb)]
+    assert t4.compute_dtype == "float16" and not t4.bf16
+    assert t4.sdpa_backends == ["math", "efficient"] and not t4.flash_attn_usable
+    assert t4.vram_gb == 15.0 and t4.emulated == "Tesla T4" and t4.host_gpu == hw["H100"].gpu_name
+    assert "EMULATED" in t4.summary()
+
+
+def test_emulation_refuses_a_cpu_a_smaller_gpu_and_an_unknown_name(hw, monkeypatch):
+    with pytest.raises(emulate.EmulationError, match="CUDA GPU"):
+        emulate.emulate(hw["none"], emulate.TARGETS["t4"])
+    small = Hardware(device="cuda", gpu_name="NVIDIA GeForce GTX 1060", compute_capability=(6, 1), vram_gb=6.0)
+    with pytest.raises(emulate.EmulationError, match="at least as large"):
+        emulate.emulate(small, emulate.TARGETS["t4"], apply_limits=False)
+    monkeypatch.setenv(emulate.ENV, "a100")
+    with pytest.raises(emulate.EmulationError, match="known: t4"):
+        emulate.requested()
+
+
+def test_the_t4_profile_under_emulation_refuses_fp16_8b_and_fits_nf4(hw):
+    """What the H100 run showed: fp16 Qwen3-8B is refused before loading, NF4 fits."""
+    from utils.memory import ModelShape, ModelTooLargeError, check_fits, predict_memory
+    from utils.data import model_configs
+    t4 = emulate.emulate(hw["H100"], emulate.TARGETS["t4"], apply_limits=False)
+    shape = ModelShape.from_config(model_configs()["Qwen/Qwen3-8B"])
+    with pytest.raises(ModelTooLargeError):
+        check_fits(predict_memory(shape, "float16", context=2048), t4.vram_gb)
+    check_fits(predict_memory(shape, "nf4", context=2048), t4.vram_gb)
+
+
+# --- random-weight rehearsal --------------------------------------------------------
+@pytest.mark.parametrize("model", ["Qwen/Qwen3-8B", "Qwen/Qwen3-14B", "Qwen/Qwen3-32B",
+                                   "Qwen/Qwen2.5-7B-Instruct", "HuggingFaceTB/SmolLM2-360M"])
+def test_reduced_architectures_keep_what_decides_the_code_paths(model):
+    from utils.data import model_configs
+    full = model_configs()[model]
+    small = rehearsal.reduced_config(full)
+    assert small["model_type"] == full["model_type"]
+    assert small["tie_word_embeddings"] == full["tie_word_embeddings"]
+    ratio = lambda c: c["num_attention_heads"] // (c.get("num_key_value_heads") or c["num_attention_heads"])
+    assert ratio(small) == ratio(full)                       # grouped-query attention kept
+    q, kv = small["num_attention_heads"] * 64, small["num_key_value_heads"] * 64
+    assert all(n % 64 == 0 for n in (small["hidden_size"], small["intermediate_size"], q, kv))
+    assert small["vocab_size"] >= 2048                       # the offline tokenizer's ids fit
+
+
+def test_reduced_vocabularies_differ_where_the_real_ones_do():
+    """The Qwen2.5 0.5B/7B pairing trap survives the shrinking (check_pair must still catch it)."""
+    from utils.data import model_configs
+    from utils.speculative import check_pair
+    cfg = {k: rehearsal.reduced_config(v) for k, v in model_configs().items()}
+    with pytest.raises(ValueError):
+        check_pair(cfg["Qwen/Qwen2.5-7B-Instruct"], cfg["Qwen/Qwen2.5-0.5B-Instruct"])
+    check_pair(cfg["Qwen/Qwen3-8B"], cfg["Qwen/Qwen3-0.6B"])
+
+
+def test_rehearsal_mode_comes_from_the_environment(monkeypatch):
+    from utils.profiles import load_profile
+    monkeypatch.delenv(rehearsal.ENV, raising=False)
+    assert rehearsal.mode() is None
+    monkeypatch.setenv(rehearsal.ENV, "reduced")
+    t4 = load_profile("t4")
+    assert t4.new_tokens <= 12 and max(t4.prompt_tokens) <= 256 and max(t4.batch_sizes) <= 4
+    monkeypatch.setenv(rehearsal.ENV, "sometimes")
+    with pytest.raises(rehearsal.RehearsalError, match="reduced"):
+        rehearsal.mode()
+
+
+def test_short_runs_keep_everything_that_decides_memory(monkeypatch):
+    from utils.profiles import get_profile, load_profile
+    monkeypatch.setenv(rehearsal.ENV_SHORT, "1")
+    full, short = get_profile("t4"), load_profile("t4")
+    assert (short.target, short.baseline, short.precisions, short.prompt_tokens, short.batch_sizes) == \
+           (full.target, full.baseline, full.precisions, full.prompt_tokens, full.batch_sizes)
+    assert short.new_tokens < full.new_tokens and short.repeats < full.repeats
+
+
+def test_random_checkpoints_are_shared_between_processes_through_the_cache(tmp_path, monkeypatch):
+    import utils.loading as loading
+    from utils.profiles import ModelRef
+    cfg = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+               num_attention_heads=1, num_key_value_heads=1, vocab_size=2048, tie_word_embeddings=True)
+    monkeypatch.setenv(loading.ENV_RANDOM_CACHE, str(tmp_path))
+    monkeypatch.setattr(loading, "_RANDOM_CHECKPOINTS", {})
+    first = loading.random_source(ModelRef("some/model"), cfg, None)
+    assert (first / ".complete").is_file()
+    built = []
+    monkeypatch.setattr(loading, "_RANDOM_CHECKPOINTS", {})          # as a new process
+    monkeypatch.setattr(loading, "random_checkpoint", lambda *a, **k: built.append(a))
+    assert loading.random_source(ModelRef("some/model"), cfg, None) == first and not built
+
+
+# --- the GPU check, dry run on a CPU ----------------------------------------------------
+def test_gpu_check_dry_run_records_and_reports(tmp_path, monkeypatch):
+    from utils import gpu_check
+    monkeypatch.setenv(rehearsal.ENV, "reduced")
+    code = gpu_check.main(["--models", "Qwen/Qwen3-8B", "--precisions", "float32", "nf4",
+                           "--sections", "precision", "attention", "--attention", "eager", REPEAT_KV,
+                           "--out", str(tmp_path)])
+    assert code == 0
+    rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    precision = [r for r in rows if r["step"] == "precision"]
+    assert [r["settings"]["precision"] for r in precision] == ["float32", "nf4"]
+    assert all(r["settings"]["random_weights"] and r["metrics"]["roofline_fraction"] > 0 for r in precision)
+    ran = {r["settings"]["attn_implementation"]: r["metrics"]["kernel"] for r in rows if r["step"] == "attention"}
+    assert ran == {"eager": "eager (matmul + softmax)", REPEAT_KV: "SDPA flash"}   # CPU's fused kernel
+    text = (tmp_path / "report.md").read_text()
+    assert rehearsal.LABEL in text and "| Qwen/Qwen3-8B | nf4 |" in text and "- none" in text
+
+
+def test_gpu_check_report_names_refusals_and_failures():
+    from utils.gpu_check import report
+    ctx = dict(hardware=dict(gpu_name="Tesla T4 (emulated)", emulated="Tesla T4", host_gpu="H100"),
+               software={}, timestamp="2026-11-23")
+    rows = [dict(ctx, step="precision", settings=dict(model="m", precision="float16"),
+                 metrics=dict(refused="m at float16 needs about 17.5 GB")),
+            dict(ctx, step="batch", settings=dict(model="m", batch=64), metrics=dict(error="OutOfMemoryError: x\ny"))]
+    text = report(rows)
+    assert "never T4 figures" in text and "needs about 17.5 GB" in text and "OutOfMemoryError: x" in text
+
+
+# --- the committed reference figures ------------------------------------------------------
+def test_reference_figures_are_labelled_and_complete():
+    from utils import reference
+    h100 = reference.records("h100_qwen3-8b")
+    assert all(r["label"] == rehearsal.LABEL and r["settings"]["random_weights"] for r in h100)
+    assert {r["settings"]["precision"] for r in h100 if r["step"] == "precision"} == {"bfloat16", "int8", "nf4"}
+    assert "H100" in reference.source(h100) and "driver" in reference.source(h100)
+    emulated = reference.records("t4-emulated-on-h100_qwen3")
+    assert all(r["settings"]["emulated"] == "Tesla T4" for r in emulated)
+    # under T4 rules, no row may claim a kernel a T4 lacks
+    kernels = {attention_kernel(r["metrics"]["kernel_names"]) for r in emulated if "kernel_names" in r["metrics"]}
+    assert kernels and not kernels & {"SDPA flash", "cuDNN SDPA"}
+
+
+def test_reference_reports_are_generated_from_the_records():
+    from utils import reference
+    from utils.gpu_check import report
+    for path in sorted(reference.FOLDER.glob("h100_*.jsonl")):
+        assert path.with_suffix(".md").read_text() == report(reference.records(path.stem))
+
+
+# --- offline wheels -------------------------------------------------------------------------
+def test_bitsandbytes_wheel_is_trimmed_to_one_cuda_runtime(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("offline_wheels", Path(__file__).parents[1] / "scripts" / "offline_wheels.py")
+    ow = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ow)
+    wheel = tmp_path / "in" / "bitsandbytes-0.50.2-py3-none-manylinux_2_24_x86_64.whl"
+    wheel.parent.mkdir()
+    libs = ["cpu", "cuda118", "cuda128", "cuda130", "rocm64"]
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("bitsandbytes/__init__.py", "")
+        for lib in libs:
+            z.writestr(f"bitsandbytes/libbitsandbytes_{lib}.so", b"\0" * 1000)
+        z.writestr("bitsandbytes-0.50.2.dist-info/RECORD", "stale\n")
+    (tmp_path / "out").mkdir()
+    out = ow.trim_bitsandbytes(wheel, "13.0", tmp_path / "out")
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        record = z.read("bitsandbytes-0.50.2.dist-info/RECORD").decode()
+    assert sorted(n for n in names if n.endswith(".so")) == [
+        "bitsandbytes/libbitsandbytes_cpu.so", "bitsandbytes/libbitsandbytes_cuda130.so"]
+    assert "libbitsandbytes_cuda130.so,sha256=" in record and "cuda118" not in record
+    with pytest.raises(ValueError, match="no library for CUDA 12.1"):
+        ow.trim_bitsandbytes(wheel, "12.1", tmp_path / "out")
+    with pytest.raises(ValueError, match="like 12.8"):
+        ow.runtime_tag("cu130")
+
+
+# --- whole notebook sequences of the GPU profiles, shrunk, on this CPU ------------------------
+@pytest.mark.parametrize("profile", ["t4", "gpu24", "a100-80"])
+def test_every_notebook_runs_for_the_gpu_profiles_at_reduced_size(profile, tmp_path):
+    """Qwen3 architectures (the GPU profiles' model class) through all eight notebooks, in fresh
+    kernels, with random weights shrunk for a CPU: a notebook that breaks on a GPU profile's
+    settings (precisions, attention list, batch sizes, draft lengths) fails here first."""
+    from utils import rehearse
+    code = rehearse.main(["--profile", profile, "--reduced", "--out", str(tmp_path),
+                          "--cache", str(tmp_path.parent / "shared-random-checkpoints")])
+    rows = [json.loads(line) for line in (tmp_path / "rehearsal.jsonl").read_text().splitlines()]
+    failed = {r["notebook"]: r.get("error") for r in rows if not r["ok"]}
+    assert code == 0 and not failed, failed
+    assert len(rows) == 8 and all(r["peak_gb"] > 0 for r in rows)
+    assert rehearsal.LABEL in (tmp_path / "rehearsal.md").read_text()
+
+
+def test_make_gpu_check_dry_run_on_a_cpu(tmp_path):
+    """`make gpu-check` without a GPU: every step runs at reduced size and one report says so."""
+    from utils import gpu_suite
+    assert gpu_suite.main(["--out", str(tmp_path), "--notebooks", "07"]) == 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "CPU dry run" in report and "| notebooks-t4 | skipped (no GPU) |" in report
+    for step in ("preflight", "reference", "notebooks", "benchmark"):
+        assert f"| {step} | ok |" in report
+    bench = [json.loads(line) for line in (tmp_path / "benchmark.jsonl").read_text().splitlines()]
+    assert bench and all(r["settings"]["random_weights"] for r in bench)
