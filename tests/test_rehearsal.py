@@ -120,6 +120,9 @@ def test_reduced_architectures_keep_what_decides_the_code_paths(model):
     q, kv = small["num_attention_heads"] * 64, small["num_key_value_heads"] * 64
     assert all(n % 64 == 0 for n in (small["hidden_size"], small["intermediate_size"], q, kv))
     assert small["vocab_size"] >= 2048                       # the offline tokenizer's ids fit
+    from transformers import AutoConfig                      # and transformers accepts it
+    AutoConfig.for_model(small["model_type"], **{k: v for k, v in small.items()
+                                                 if k != "model_type" and not k.startswith("_")})
 
 
 def test_reduced_vocabularies_differ_where_the_real_ones_do():
@@ -272,3 +275,44 @@ def test_make_gpu_check_dry_run_on_a_cpu(tmp_path):
         assert f"| {step} | ok |" in report
     bench = [json.loads(line) for line in (tmp_path / "benchmark.jsonl").read_text().splitlines()]
     assert bench and all(r["settings"]["random_weights"] for r in bench)
+
+
+def test_checkpoints_give_no_verdict_in_a_rehearsal(monkeypatch, capsys):
+    from utils.session import verdict
+    monkeypatch.delenv(rehearsal.ENV, raising=False)
+    verdict(False, "fine", "too slow")
+    assert capsys.readouterr().out.startswith("CHECK THIS: too slow")
+    monkeypatch.setenv(rehearsal.ENV, "1")
+    verdict(False, "fine", "too slow")
+    assert capsys.readouterr().out.startswith("REHEARSAL (random weights), no verdict")
+
+
+def test_price_follows_the_detected_gpu(hw):
+    from utils.data import price_key
+    from utils.profiles import get_profile
+    a100 = get_profile("a100-80")
+    assert price_key(hw["H100"], a100) == "H100-SXM"          # not the A100-80 of its profile
+    assert price_key(hw["none"], get_profile("offline")) == "cpu-laptop"
+    odd = Hardware(device="cuda", gpu_name="NVIDIA RTX A2000", compute_capability=(8, 6), vram_gb=12.0)
+    assert price_key(odd, get_profile("t4")) == "T4"          # unknown GPU: the profile's key
+    t4 = emulate.emulate(hw["H100"], emulate.TARGETS["t4"], apply_limits=False)
+    assert price_key(t4, a100) == "T4"                        # emulating a T4 prices a T4
+
+
+def test_a_rehearsal_leaves_the_callers_environment_alone(tmp_path, monkeypatch):
+    """Notebook tests after a rehearsal must not inherit its random-weight switches."""
+    import os
+    from utils import rehearse
+    monkeypatch.delenv(rehearsal.ENV, raising=False)
+    before = dict(os.environ)
+    rehearse.main(["--profile", "t4", "--reduced", "--notebooks", "none-such", "--out", str(tmp_path)])
+    assert dict(os.environ) == before
+
+
+@pytest.mark.parametrize("model", ["offline:target", "offline:draft", "offline:baseline"])
+def test_reduced_configs_are_valid_transformers_configs(model):
+    from transformers import AutoConfig
+    from utils.loading import _full_config
+    from utils.profiles import ModelRef
+    cfg = rehearsal.reduced_config(_full_config(ModelRef(model, "local")))
+    AutoConfig.for_model(cfg.pop("model_type"), **{k: v for k, v in cfg.items() if not k.startswith("_")})

@@ -64,3 +64,16 @@ def gpu_key_for(gpu_name: str | None, vram_gb: float | None = None) -> str:
             return key
     raise KeyError(f"GPU '{gpu_name}' is not in datasets/gpus.csv: add a row with its bandwidth "
                    f"and your $/hour")
+
+
+def price_key(hw, profile) -> str:
+    """The gpus.csv row to price a run with: the detected GPU's (the emulated one's under
+    emulation), else the profile's ``gpu_price_key`` (no GPU, or a GPU not in the table).
+    An H100 is priced as an H100, not as the A100-80 its profile is named after."""
+    name = hw.emulated or hw.gpu_name
+    if hw.device != "cuda" or not name:
+        return profile.gpu_price_key
+    try:
+        return gpu_key_for(name, hw.vram_gb)
+    except KeyError:
+        return profile.gpu_price_key

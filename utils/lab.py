@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from . import benchmark, curve, preflight
-from .data import gpu
+from .data import gpu, price_key
 from .hardware import detect_hardware
 from .profiles import load_profile
 from .results import ResultsStore
@@ -57,9 +57,10 @@ def main(argv=None) -> int:
     argv_bench = ["--profile", profile.name] + (["--results", args.results] if args.results else [])
     benchmark.main(argv_bench)
     store = ResultsStore(args.results)
-    price = gpu(profile.gpu_price_key)["price_per_hour_usd"]
+    key = price_key(hw, profile)
+    price = gpu(key)["price_per_hour_usd"]
     csv_path, png_path = curve.write_curve(store, store.path.parent, price, log=print)
-    print(f"cost curve at ${price}/h ({profile.gpu_price_key} default): {csv_path}, {png_path}")
+    print(f"cost curve at ${price}/h ({key} default): {csv_path}, {png_path}")
     if args.notebooks:
         run_notebooks(REPO / "solutions", REPO / "results" / "executed")
     return 0

@@ -12,7 +12,7 @@ so ("random weights: speed and memory real, quality not").
 
 ``reduced`` keeps what decides the code paths (model type, grouped-query ratio,
 q/k norms, tied or untied embeddings, vocabulary sizes that match or differ)
-and shrinks the sizes: 2 layers, hidden 256, head_dim 64, 1/64 of the
+and shrinks the sizes: 2 layers, about 4 heads of 64, 1/64 of the
 vocabulary; every linear layer stays a multiple of 64 (bitsandbytes' CPU
 4-bit path needs that). It also caps the profile's run sizes, so a whole
 notebook sequence rehearses in minutes on two cores.
@@ -53,9 +53,10 @@ def reduced_config(cfg: dict) -> dict:
     kv = cfg.get("num_key_value_heads") or heads
     group = max(1, heads // kv)                       # grouped-query ratio, kept
     new_heads = group * max(1, 4 // group)            # about 4 query heads, whole KV groups
-    out = dict(cfg, num_hidden_layers=2, hidden_size=256, head_dim=64,
+    hidden = 64 * new_heads                           # transformers wants hidden % heads == 0
+    out = dict(cfg, num_hidden_layers=2, hidden_size=hidden, head_dim=64,
                num_attention_heads=new_heads, num_key_value_heads=max(1, new_heads // group),
-               intermediate_size=512, vocab_size=max(2048, cfg["vocab_size"] // 64),
+               intermediate_size=2 * hidden, vocab_size=max(2048, cfg["vocab_size"] // 64),
                max_position_embeddings=min(cfg.get("max_position_embeddings", 4096), 4096))
     for key in ("moe_intermediate_size", "shared_expert_intermediate_size"):
         if key in cfg:

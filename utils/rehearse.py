@@ -127,6 +127,16 @@ def report(rows: list[dict], meta: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """Run the rehearsal; this process's environment is left as it was found."""
+    saved = dict(os.environ)
+    try:
+        return _main(argv)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _main(argv=None) -> int:
     from datetime import datetime, timezone
 
     from .hardware import detect_hardware

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .cost import roofline_tokens_per_s
-from .data import gpu, gpu_key_for
+from .data import gpu, gpu_key_for, price_key
 from .hardware import Hardware, detect_hardware
 from .profiles import Profile, load_profile
 from .quality import heldout_text
@@ -38,8 +38,9 @@ class Lab:
 
     @property
     def gpu_key(self) -> str:
-        """This machine's row in datasets/gpus.csv (``cpu-laptop`` without a GPU)."""
-        return gpu_key_for(self.hw.gpu_name, self.hw.vram_gb)
+        """This machine's row in datasets/gpus.csv (``cpu-laptop`` without a GPU); under
+        emulation the GPU that really runs, whose bandwidth the timings reflect."""
+        return gpu_key_for(self.hw.host_gpu or self.hw.gpu_name, self.hw.vram_gb)
 
     def roofline(self, precision: str, context: int = 0, gpu_key: str | None = None) -> float:
         """Decode tokens/s ceiling at batch 1 for the profile's target in ``precision``, from the
@@ -85,11 +86,12 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
     hw = detect_hardware()
     prof = load_profile(profile, hw)
     store = ResultsStore(results)
-    price = gpu(prof.gpu_price_key)["price_per_hour_usd"]
+    key = price_key(hw, prof)
+    price = gpu(key)["price_per_hour_usd"]
     print(f"hardware : {hw.summary()}")
     print(f"profile  : {prof.name} - {prof.description}")
     print(f"results  : {store.path} ({len(store.records(skip_corrupt=True))} records so far)")
-    print(f"price    : ${price}/h default for {prof.gpu_price_key} (set lab.price_per_hour to yours)")
+    print(f"price    : ${price}/h default for {key} (set lab.price_per_hour to yours)")
     from .rehearsal import LABEL, mode
     if mode():
         print(f"REHEARSAL: {LABEL} ({'reduced architectures' if mode() == 'reduced' else 'real size'}); "
@@ -99,5 +101,13 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
 
 
 def verdict(ok: bool, good: str, bad: str) -> None:
-    """A checkpoint: tell the learner in plain words whether a result is plausible."""
+    """A checkpoint: tell the learner in plain words whether a result is plausible.
+
+    In a random-weight rehearsal a checkpoint judges nothing (quality is meaningless and speed
+    may be a shrunk model's), so it says so instead of passing or failing."""
+    from .rehearsal import mode
+    if mode():
+        print(f"REHEARSAL (random weights), no verdict: {'passes' if ok else 'would ask you to check'}: "
+              f"{good if ok else bad}")
+        return
     print(("PLAUSIBLE: " + good) if ok else ("CHECK THIS: " + bad))
