@@ -197,7 +197,7 @@ def test_gpu_check_report_names_refusals_and_failures():
                  metrics=dict(refused="m at float16 needs about 17.5 GB")),
             dict(ctx, step="batch", settings=dict(model="m", batch=64), metrics=dict(error="OutOfMemoryError: x\ny"))]
     text = report(rows)
-    assert "never T4 figures" in text and "needs about 17.5 GB" in text and "OutOfMemoryError: x" in text
+    assert "never Tesla T4 figures" in text and "needs about 17.5 GB" in text and "OutOfMemoryError: x" in text
 
 
 # --- the committed reference figures ------------------------------------------------------
@@ -316,3 +316,17 @@ def test_reduced_configs_are_valid_transformers_configs(model):
     from utils.profiles import ModelRef
     cfg = rehearsal.reduced_config(_full_config(ModelRef(model, "local")))
     AutoConfig.for_model(cfg.pop("model_type"), **{k: v for k, v in cfg.items() if not k.startswith("_")})
+
+
+def test_headless_notebook_runs_report_a_failing_cell_and_go_on(tmp_path, capsys):
+    import nbformat
+    from utils.lab import run_notebooks
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    for name, code in [("a_fails", "raise ValueError('learner typo')"), ("b_runs", "x = 1")]:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    assert run_notebooks(folder, tmp_path / "out") is False
+    out = capsys.readouterr().out
+    assert "a_fails.ipynb" in out and "FAILED at cell 0: ValueError: learner typo" in out
+    assert "ran b_runs.ipynb" in out and (tmp_path / "out" / "b_runs.ipynb").is_file()

@@ -317,10 +317,10 @@ def report(records: list[dict]) -> str:
     lines = ["# GPU check: reference figures", "",
              f"**{ctx.get('label', LABEL)}.**" + (f" Emulated {hw.get('emulated')}: limits imposed, "
                                                     f"timings are the host GPU's ({hw.get('host_gpu')}), "
-                                                    f"never T4 figures." if hw.get("emulated") else ""), "",
+                                                    f"never {hw.get('emulated')} figures." if hw.get("emulated") else ""), "",
              f"- GPU: {hw.get('gpu_name') or 'none (CPU dry run)'}; driver {ctx.get('driver') or 'n/a'}; "
              f"compute dtype {'bfloat16' if hw.get('bf16') else 'float16' if hw.get('device') == 'cuda' else 'float32'}",
-             f"- software: " + ", ".join(f"{k} {v}" for k, v in sw.items() if v),
+             "- software: " + ", ".join(f"{k} {v}" for k, v in sw.items() if v),
              f"- date: {ctx.get('timestamp')}; kit commit {ctx.get('kit_commit')}", ""]
     by = {}
     for r in records:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from . import benchmark, curve, preflight
@@ -24,19 +23,18 @@ from .results import ResultsStore
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_notebooks(folder: Path, out: Path) -> None:
-    """Execute every notebook in ``folder`` top to bottom, saving executed copies in ``out``."""
-    import nbformat
-    from nbclient import NotebookClient
+def run_notebooks(folder: Path, out: Path, gpu: bool = False) -> bool:
+    """Execute every notebook in ``folder`` top to bottom in its own kernel, saving executed
+    copies in ``out``; says how each went and returns False if any failed."""
+    from .rehearse import run_notebook
 
-    out.mkdir(parents=True, exist_ok=True)
+    ok = True
     for path in sorted(folder.glob("*.ipynb")):
-        start = time.perf_counter()
-        nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=1200, kernel_name="python3",
-                       resources={"metadata": {"path": str(folder)}}).execute()
-        nbformat.write(nb, out / path.name)
-        print(f"ran {path.name} in {time.perf_counter() - start:.0f}s", flush=True)
+        row = run_notebook(path, {}, timeout=1200, gpu=gpu, save=out)
+        ok &= row["ok"]
+        print(f"ran {path.name} in {row['seconds']:.0f}s" + ("" if row["ok"] else
+              f": FAILED at cell {row.get('cell')}: {row.get('error')}"), flush=True)
+    return ok
 
 
 def main(argv=None) -> int:
@@ -61,8 +59,9 @@ def main(argv=None) -> int:
     price = gpu(key)["price_per_hour_usd"]
     csv_path, png_path = curve.write_curve(store, store.path.parent, price, log=print)
     print(f"cost curve at ${price}/h ({key} default): {csv_path}, {png_path}")
-    if args.notebooks:
-        run_notebooks(REPO / "solutions", REPO / "results" / "executed")
+    if args.notebooks and not run_notebooks(REPO / "solutions", REPO / "results" / "executed",
+                                              gpu=hw.device == "cuda"):
+        return 1
     return 0
 
 

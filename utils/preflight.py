@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .hardware import Hardware, detect_hardware, has_internet
+from .hardware import Hardware, available_gb, detect_hardware, has_internet
 from .loading import ModelLoadError, model_config
 from .memory import ModelShape, ModelTooLargeError, check_fits, predict_memory
 from .profiles import Profile, load_profile
@@ -42,7 +42,7 @@ def candidate_precisions(profile: Profile, hw: Hardware, role: str = "target") -
 
 def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[Check]:
     checks = []
-    available = hw.vram_gb if hw.device == "cuda" else hw.ram_gb
+    available = available_gb(hw)
     where = "GPU" if hw.device == "cuda" else "RAM"
     for role in ("target", "draft", "baseline"):
         ref = getattr(profile, role)
@@ -57,7 +57,8 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
             try:
                 check_fits(est, available, where=where, name=ref.id)
                 checks.append(Check(f"{role} {ref.id} {precision}", True,
-                                    f"{est.total_gb:.2f} GB predicted, fits in {available:.1f} GB {where}"))
+                                    f"{est.total_gb:.2f} GB predicted, fits in {available:.1f} GB "
+                                    f"{'free on the GPU' if where == 'GPU' else 'of RAM'}"))
                 fits_somewhere = True
             except ModelTooLargeError as err:
                 checks.append(Check(f"{role} {ref.id} {precision}", False, str(err)))
@@ -79,7 +80,7 @@ def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role:
     On a T4, fp16 Qwen3-8B does not fit: NF4 it is. Raises ModelTooLargeError if none fits."""
     ref = getattr(profile, role)
     shape = ModelShape.from_config(model_config(ref))
-    available = hw.vram_gb if hw.device == "cuda" else hw.ram_gb
+    available = available_gb(hw)
     candidates = candidate_precisions(profile, hw, role)
     for precision in candidates:
         try:
