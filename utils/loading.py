@@ -242,7 +242,7 @@ def checkpoint_dtype(config: dict) -> str:
     return stored if stored in BYTES_16 else "bfloat16"
 
 
-_RANDOM_CHECKPOINTS: dict[str, Path] = {}
+_RANDOM_CHECKPOINTS: dict[str, Path] = {}   # model id and config digest -> folder
 _TEMP_DIRS: list[tempfile.TemporaryDirectory] = []
 ENV_RANDOM_CACHE = "LLMFLATION_RANDOM_CACHE"
 
@@ -256,13 +256,13 @@ def random_source(ref: ModelRef, config: dict, local: Path | None) -> Path:
     exits, or, with $LLMFLATION_RANDOM_CACHE set, in that folder for later
     processes too (each notebook runs in its own kernel).
     """
-    key = ref.id
+    import hashlib
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    key = f"{ref.id}-{digest}"              # a reduced and a full-size config are different models
     if key in _RANDOM_CHECKPOINTS and (_RANDOM_CHECKPOINTS[key] / "config.json").is_file():
         return _RANDOM_CHECKPOINTS[key]
     cache = os.environ.get(ENV_RANDOM_CACHE)
     if cache:
-        import hashlib
-        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
         folder = Path(cache).expanduser() / f"{ref.id.replace('/', '--').replace(':', '-')}-{digest}"
         done = folder / ".complete"
     else:
