@@ -330,3 +330,19 @@ def test_headless_notebook_runs_report_a_failing_cell_and_go_on(tmp_path, capsys
     out = capsys.readouterr().out
     assert "a_fails.ipynb" in out and "FAILED at cell 0: ValueError: learner typo" in out
     assert "ran b_runs.ipynb" in out and (tmp_path / "out" / "b_runs.ipynb").is_file()
+
+
+def test_plots_are_labelled_in_a_rehearsal_only(monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from utils.session import Lab
+    lab = Lab.__new__(Lab)
+    monkeypatch.delenv(rehearsal.ENV, raising=False)
+    fig = plt.figure()
+    lab.mark(fig)
+    assert fig._suptitle is None
+    monkeypatch.setenv(rehearsal.ENV, "reduced")
+    lab.mark(fig)
+    assert rehearsal.LABEL in fig._suptitle.get_text()
+    plt.close(fig)

@@ -36,6 +36,12 @@ class Lab:
         from .rehearsal import mode
         return mode() is not None
 
+    def mark(self, fig) -> None:
+        """Label a figure of measured figures "random weights: ..." in a rehearsal (no-op otherwise)."""
+        if self.random_weights:
+            from .rehearsal import LABEL
+            fig.suptitle(f"REHEARSAL, {LABEL}", color="tab:red", fontsize=9)
+
     @property
     def gpu_key(self) -> str:
         """This machine's row in datasets/gpus.csv (``cpu-laptop`` without a GPU); under
