@@ -35,7 +35,7 @@ from .data import gpu, gpu_key_for
 from .hardware import Hardware, detect_hardware, synchronize
 from .loading import free, load_model, model_config
 from .attention import REPEAT_KV, BackendUnavailable, attention_kernel, force_sdpa
-from .measure import measure_generation, measure_prefill, profiled_kernels
+from .measure import ATTENTION_NAME_PARTS, measure_generation, measure_prefill, profiled_kernels
 from .memory import ModelShape, ModelTooLargeError, measured_weight_bytes
 from .profiles import ModelRef
 from .quality import heldout_text
@@ -222,7 +222,7 @@ class GpuCheck:
                      f"unavailable ({str(err).splitlines()[0][:80]})")
             return
         kernel = attention_kernel(names)
-        keys = ("attention", "softmax", "flash", "sdpa", "cudnn", "fmha", "bmm", "gemm")
+        keys = ATTENTION_NAME_PARTS + ("bmm", "gemm")    # and the matmuls around eager/math attention
         self.record("attention", settings, dict(prefill_s=stat, peak_memory_gb=peak, kernel=kernel,
                                                 kernel_names=[k for k in names
                                                               if any(x in k.lower() for x in keys)]))

@@ -249,6 +249,10 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 
+# parts of operator and kernel names that belong to attention (eager's softmax, SDPA's kernels)
+ATTENTION_NAME_PARTS = ("attention", "softmax", "flash", "sdpa", "cudnn", "fmha")
+
+
 def attention_ops(model, tokenizer, text: str, *, prompt_tokens: int = 32, device: str = "cpu") -> list[str]:
     """The attention-related operators that actually ran in one forward pass (torch.profiler).
 
@@ -257,9 +261,8 @@ def attention_ops(model, tokenizer, text: str, *, prompt_tokens: int = 32, devic
     ``aten::_scaled_dot_product_flash_attention``, ``aten::_scaled_dot_product_cudnn_attention``,
     or, for eager attention, ``aten::softmax`` between two matmuls.
     """
-    keys = ("attention", "softmax", "flash", "sdpa", "cudnn", "fmha")
     return [k for k in profiled_kernels(model, tokenizer, text, prompt_tokens=prompt_tokens, device=device)
-            if any(x in k.lower() for x in keys)]
+            if any(x in k.lower() for x in ATTENTION_NAME_PARTS)]
 
 
 
