@@ -130,3 +130,74 @@ def test_baseline_precision_falls_back_to_nf4_or_refuses(hw):
     assert fitting_precision(get_profile("a100-80"), hw["A100-80"], role="baseline") == "bfloat16"
     with pytest.raises(ModelTooLargeError, match="Qwen3-14B"):
         fitting_precision(get_profile("t4"), hw["none"], role="baseline")
+
+
+def _cgroup(tmp_path, files: dict, proc: str):
+    for rel, text in files.items():
+        f = tmp_path / "fs" / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    (tmp_path / "proc").write_text(proc)
+    return tmp_path / "fs", tmp_path / "proc"
+
+
+def test_cgroup_v2_quota_and_memory_limit_are_read(tmp_path):
+    from utils.hardware import cgroup_limits
+    root, proc = _cgroup(tmp_path, {"cgroup.controllers": "cpu memory", "cpu.max": "100000 100000",
+                                    "memory.max": str(2 * 1024**3)}, "0::/\n")
+    assert cgroup_limits(root, proc) == {"cpu_quota": 1.0, "memory_gb": 2 * 1024**3 / 1e9}
+
+
+def test_cgroup_v2_without_limits_and_tightest_parent_wins(tmp_path):
+    from utils.hardware import cgroup_limits
+    root, proc = _cgroup(tmp_path, {"cgroup.controllers": "", "cpu.max": "max 100000",
+                                    "memory.max": "max"}, "0::/\n")
+    assert cgroup_limits(root, proc) == {"cpu_quota": None, "memory_gb": None}
+    root, proc = _cgroup(tmp_path, {"cgroup.controllers": "", "pod/cpu.max": "max 100000",
+                                    "cpu.max": "50000 100000", "pod/memory.max": "1000000000"},
+                         "0::/pod\n")
+    assert cgroup_limits(root, proc) == {"cpu_quota": 0.5, "memory_gb": 1.0}
+
+
+def test_cgroup_v1_quota_and_unlimited_memory(tmp_path):
+    from utils.hardware import cgroup_limits
+    root, proc = _cgroup(tmp_path, {"cpu,cpuacct/cpu.cfs_quota_us": "150000",
+                                    "cpu,cpuacct/cpu.cfs_period_us": "100000",
+                                    "memory/memory.limit_in_bytes": "9223372036854771712"},
+                         "3:cpu,cpuacct:/\n4:memory:/box/1\n0::/\n")
+    assert cgroup_limits(root, proc) == {"cpu_quota": 1.5, "memory_gb": None}
+
+
+def test_no_cgroup_files_means_no_limits(tmp_path):
+    from utils.hardware import cgroup_limits
+    assert cgroup_limits(tmp_path / "none", tmp_path / "missing") == {"cpu_quota": None,
+                                                                       "memory_gb": None}
+
+
+def test_a_container_limit_shapes_cpus_ram_and_the_fit_check(monkeypatch):
+    import utils.hardware as hwmod
+    monkeypatch.setattr(hwmod, "cgroup_limits", lambda: {"cpu_quota": 1.0, "memory_gb": 2.1})
+    monkeypatch.setattr(hwmod, "ram_gb", lambda: 23.5)
+    monkeypatch.setattr(hwmod.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(hwmod.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    hw = hwmod.detect_hardware()
+    assert (hw.cpu_count, hw.host_cpus, hw.ram_gb, hw.host_ram_gb) == (1, 16, 2.1, 23.5)
+    assert hwmod.available_gb(hw) == 2.1
+    text = hw.summary()
+    assert "1 of 16 cores usable (cgroup quota 1 CPU)" in text
+    assert "RAM 2.1 GB (container limit; the host has 23.5 GB)" in text
+
+
+def test_torch_threads_follow_the_usable_cpus_and_are_never_raised():
+    import torch
+
+    from utils.hardware import Hardware, configure_threads
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        note = configure_threads(Hardware(device="cpu", cpu_count=1, cpu_quota=1.0, host_cpus=16))
+        assert torch.get_num_threads() == 1 and note.startswith("1 (lowered from 4")
+        assert configure_threads(Hardware(device="cpu", cpu_count=8)) == "1 (8 cores)"
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .hardware import Hardware, detect_hardware
+from .hardware import Hardware, configure_threads, detect_hardware
 from .loading import Loaded, free, load_model
 from .measure import measure_generation
 from .memory import BYTES_16, ModelTooLargeError
@@ -193,6 +193,8 @@ def main(argv=None) -> int:
     hw = detect_hardware()
     profile = load_profile(args.profile, hw)
     store = ResultsStore(args.results)
+    if hw.device == "cpu":
+        print(f"threads:  {configure_threads(hw)}")
     print(f"hardware: {hw.summary()}\nprofile:  {profile.name} - {profile.description}\n"
           f"results:  {store.path}" + (f"\nRANDOM WEIGHTS: {rehearsal.LABEL}" if args.random_weights else ""))
     start = time.perf_counter()

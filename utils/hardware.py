@@ -8,10 +8,12 @@ waits on the network for more than the short timeout of :func:`has_internet`.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import shutil
 import socket
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 GB = 1e9   # decimal gigabytes everywhere, as vendors and the hub quote sizes
 
@@ -30,9 +32,12 @@ class Hardware:
     compute_capability: tuple[int, int] | None = None
     vram_gb: float | None = None                 # total, decimal GB
     free_vram_gb: float | None = None            # free when detected (torch.cuda.mem_get_info)
-    ram_gb: float = 0.0
+    ram_gb: float = 0.0                          # the machine's RAM, or the container's limit if lower
     free_disk_gb: float = 0.0
-    cpu_count: int = 1
+    cpu_count: int = 1                           # CPUs this process may use (affinity and cgroup quota)
+    cpu_quota: float | None = None               # cgroup CPU quota in CPUs (Binder: about 1), if any
+    host_cpus: int | None = None                 # cores the machine has, when a limit hides some
+    host_ram_gb: float | None = None             # the machine's RAM, when a container limit is lower
     bf16: bool = False                           # native bf16 (sm80+), not emulation
     sdpa_backends: list[str] = field(default_factory=lambda: ["math"])
     flash_attn_installed: bool = False
@@ -61,10 +66,21 @@ class Hardware:
             if self.emulated:
                 head += " [EMULATED: limits imposed, timings are the host GPU's]"
         else:
-            head = f"CPU only ({self.cpu_count} cores)"
-        return (f"{head}; RAM {self.ram_gb:.1f} GB; free disk {self.free_disk_gb:.1f} GB; "
+            head = f"CPU only ({self.cpu_text()})"
+        ram = f"RAM {self.ram_gb:.1f} GB"
+        if self.host_ram_gb:
+            ram += f" (container limit; the host has {self.host_ram_gb:.1f} GB)"
+        return (f"{head}; {ram}; free disk {self.free_disk_gb:.1f} GB; "
                 f"compute dtype {self.compute_dtype}; SDPA backends {', '.join(self.sdpa_backends)}; "
                 f"flash-attn {'usable' if self.flash_attn_usable else 'installed but unusable here' if self.flash_attn_installed else 'not installed'}")
+
+
+    def cpu_text(self) -> str:
+        """"2 cores", or "1 of 16 cores usable (cgroup quota 1.0 CPU)" in a container."""
+        if not self.host_cpus:
+            return f"{self.cpu_count} cores"
+        quota = f"cgroup quota {self.cpu_quota:g} CPU" if self.cpu_quota else "CPU affinity"
+        return f"{self.cpu_count} of {self.host_cpus} cores usable ({quota})"
 
 
 def bf16_native(cc: tuple[int, int] | None) -> bool:
@@ -88,11 +104,106 @@ def flash_attn_installed() -> bool:
 
 
 def ram_gb() -> float:
+    """The machine's physical RAM in GB (see :func:`cgroup_limits` for a container's share)."""
     try:
         import psutil
         return psutil.virtual_memory().total / GB
     except ImportError:  # pragma: no cover - psutil is a requirement
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
+
+
+def _cgroup_dirs(root: Path, proc_cgroup: Path, controller: str) -> list[Path]:
+    """The cgroup folders whose limits apply to this process for ``controller``, innermost
+    first (a parent's limit binds too). cgroup v2 lists ``0::/path``; v1 ``N:cpu,cpuacct:/path``
+    under a per-controller mount. Where the path is not visible (a namespaced container sees
+    its own cgroup as the mount's root), the mount's root is what applies."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return []
+    dirs: list[Path] = []
+    for line in lines:
+        try:
+            _, controllers, path = line.split(":", 2)
+        except ValueError:
+            continue
+        if controllers == "":                                   # v2, unified
+            mount = root if (root / "cgroup.controllers").exists() else root / "unified"
+        elif controller in controllers.split(","):              # v1
+            mount = next((root / name for name in (controllers, controller)
+                          if (root / name).is_dir()), root / controller)
+        else:
+            continue
+        here = mount / path.lstrip("/")
+        while True:
+            dirs.append(here)
+            if here == mount or mount not in here.parents:
+                break
+            here = here.parent
+        if mount not in dirs:
+            dirs.append(mount)
+    return [d for d in dirs if d.is_dir()]
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_limits(root: str | Path = "/sys/fs/cgroup",
+                  proc_cgroup: str | Path = "/proc/self/cgroup") -> dict:
+    """The container's CPU quota (in CPUs) and memory limit (in GB); None where there is none.
+
+    Binder and Kubernetes pods see the host's cores and RAM through ``os.cpu_count()`` and
+    psutil, but get about one CPU and 2 GB: torch would start one thread per host core and
+    the preflight would say a model fits that the kernel then gets killed for. Reads cgroup
+    v2 (``cpu.max``, ``memory.max``) and v1 (``cpu.cfs_quota_us``/``cpu.cfs_period_us``,
+    ``memory.limit_in_bytes``), taking the tightest limit on the path."""
+    root, proc_cgroup = Path(root), Path(proc_cgroup)
+    cpu = mem = None
+    for d in _cgroup_dirs(root, proc_cgroup, "cpu"):
+        quota = None
+        if (v2 := _read(d / "cpu.max")) is not None:
+            q, _, period = v2.partition(" ")
+            if q != "max" and period:
+                quota = int(q) / int(period)
+        elif (q := _read(d / "cpu.cfs_quota_us")) is not None and int(q) > 0:
+            quota = int(q) / int(_read(d / "cpu.cfs_period_us") or 100_000)
+        if quota is not None:
+            cpu = quota if cpu is None else min(cpu, quota)
+    for d in _cgroup_dirs(root, proc_cgroup, "memory"):
+        raw = _read(d / "memory.max") or _read(d / "memory.limit_in_bytes")
+        if raw and raw != "max" and int(raw) < 2**60:           # v1 writes "no limit" as ~2**63
+            limit = int(raw) / GB
+            mem = limit if mem is None else min(mem, limit)
+    return {"cpu_quota": cpu, "memory_gb": mem}
+
+
+def usable_cpus(cpu_quota: float | None) -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup quota (at least 1)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:                                      # macOS, Windows
+        n = os.cpu_count() or 1
+    if cpu_quota is not None:
+        n = min(n, max(1, math.floor(cpu_quota)))
+    return max(1, n)
+
+
+def configure_threads(hw: Hardware) -> str:
+    """Give torch one thread per usable CPU and say so.
+
+    PyTorch starts one thread per visible core; in a pod with a 1-CPU quota its threads then
+    wait on each other (measured on the offline target: 20-24 tok/s on default threads,
+    88-98 tok/s with one). Lowers the count, never raises one a user chose."""
+    import torch
+    before = torch.get_num_threads()
+    if before > hw.cpu_count:
+        torch.set_num_threads(hw.cpu_count)
+        return f"{hw.cpu_count} (lowered from {before}: {hw.cpu_text()})"
+    return f"{before} ({hw.cpu_text()})"
 
 
 def free_disk_gb(path: str = ".") -> float:
@@ -124,8 +235,14 @@ def detect_hardware(disk_path: str = ".") -> Hardware:
     from . import emulate
 
     target = emulate.requested()
-    common = dict(ram_gb=ram_gb(), free_disk_gb=free_disk_gb(disk_path),
-                  cpu_count=os.cpu_count() or 1, flash_attn_installed=flash_attn_installed())
+    limits = cgroup_limits()
+    host_ram, host_cpus = ram_gb(), os.cpu_count() or 1
+    cpus = usable_cpus(limits["cpu_quota"])
+    ram = min(host_ram, limits["memory_gb"] or host_ram)
+    common = dict(ram_gb=ram, host_ram_gb=host_ram if ram < host_ram else None,
+                  cpu_count=cpus, cpu_quota=limits["cpu_quota"],
+                  host_cpus=host_cpus if cpus < host_cpus else None,
+                  free_disk_gb=free_disk_gb(disk_path), flash_attn_installed=flash_attn_installed())
     if not torch.cuda.is_available():
         hw = Hardware(device="cpu", sdpa_backends=sdpa_backends_for(None), **common)
         return emulate.emulate(hw, target) if target else hw

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .cost import roofline_tokens_per_s
 from .data import gpu, gpu_key_for, price_key
-from .hardware import Hardware, detect_hardware
+from .hardware import Hardware, configure_threads, detect_hardware
 from .profiles import Profile, load_profile
 from .quality import heldout_text
 from .quiet import quiet_transformers
@@ -95,6 +95,8 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
     key = price_key(hw, prof)
     price = gpu(key)["price_per_hour_usd"]
     print(f"hardware : {hw.summary()}")
+    if hw.device == "cpu":
+        print(f"threads  : {configure_threads(hw)}")
     print(f"profile  : {prof.name} - {prof.description}")
     print(f"results  : {store.path} ({len(store.records(skip_corrupt=True))} records so far)")
     print(f"price    : ${price}/h default for {key} (set lab.price_per_hour to yours)")
