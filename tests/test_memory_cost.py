@@ -45,7 +45,14 @@ def test_fp16_8b_refused_on_a_t4_with_both_numbers():
     with pytest.raises(ModelTooLargeError) as err:
         check_fits(est, 14.7, name="Qwen/Qwen3-8B")
     assert "16." in str(err.value) and "14.7 GB" in str(err.value)
+    assert "4-bit precision (nf4)" in str(err.value)
     check_fits(predict_memory(shape("Qwen/Qwen3-8B"), "nf4", context=2048), 14.7)
+
+
+def test_a_4bit_model_that_does_not_fit_is_not_told_to_try_4bit():
+    with pytest.raises(ModelTooLargeError) as err:
+        check_fits(predict_memory(shape("Qwen/Qwen3-8B"), "nf4-dq", context=2048), 4.0)
+    assert "already 4-bit" in str(err.value) and "Try a 4-bit" not in str(err.value)
 
 
 def test_unknown_precision_is_rejected():

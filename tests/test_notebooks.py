@@ -73,3 +73,27 @@ def test_exercise_copies_show_no_solution_output(path):
         if cell.cell_type == "code" and "# NBVAL_CHECK_OUTPUT" not in cell.source:
             assert not cell.outputs
         assert "### BEGIN SOLUTION" not in cell.source
+
+
+DISPLAY_MATH_OR_CODE = re.compile(r"\$\$.*?\$\$|`[^`]*`", re.S)
+
+
+def unescaped_dollars(markdown: str) -> list[str]:
+    """Dollar signs outside $$...$$ display maths and code spans that are not written \\$.
+
+    Jupyter renders the text between two of them as LaTeX ("$60 ... $0.06" becomes italic
+    run-together letters), so a price must be written \\$60."""
+    text = DISPLAY_MATH_OR_CODE.sub(" ", markdown)
+    return [text[max(0, m.start() - 15):m.end() + 15] for m in re.finditer(r"(?<!\\)\$", text)]
+
+
+def test_the_dollar_check_catches_a_price_pair_and_spares_maths_and_code():
+    assert unescaped_dollars("from $60 per 1M tokens to about $0.06")
+    assert not unescaped_dollars(r"from \$60 to \$0.06, `f'${x}'`, and $$\$/\text{1M} = x$$")
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_prices_in_markdown_are_escaped_so_they_do_not_render_as_maths(path):
+    nb = nbformat.read(path, as_version=4)
+    found = [hit for c in nb.cells if c.cell_type == "markdown" for hit in unescaped_dollars(c.source)]
+    assert not found, f"write \\$ for a dollar sign in markdown: {found}"

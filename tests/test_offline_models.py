@@ -82,3 +82,17 @@ def test_greedy_draft_acceptance_well_above_chance(models, draft_length):
     assert rec.stats.alpha >= 0.4
     if draft_length == 1:
         assert rec.stats.acceptance_rate == pytest.approx(rec.stats.alpha)
+
+
+def test_agreement_reports_the_first_divergence():
+    import torch
+
+    from utils.speculative import agreement
+    prompt = [7, 8, 9]
+    a = torch.tensor([prompt + [1, 2, 3, 4, 5]])
+    assert agreement(a, a.clone(), 3).identical and "all 5" in str(agreement(a, a.clone(), 3))
+    b = torch.tensor([prompt + [1, 2, 9, 4, 5]])
+    found = agreement(a, b, 3)
+    assert (found.matching, found.compared, found.first_divergence) == (4, 5, 2)
+    assert "first difference is at generated token 2" in str(found)
+    assert agreement(a, a[:, :6], 3).first_divergence == 3          # one stopped early

@@ -140,6 +140,10 @@ def test_the_target_is_built_on_even_when_it_is_not_cheaper_than_the_baseline(tm
     rows = {r["step"]: r for r in curve_rows(store.records(), 1.0)}
     assert rows["target"]["kept"] is False
     assert rows["+ 4-bit"]["builds_on"] == "target" and rows["+ 4-bit"]["kept"]
+    # the headline multiplies the target's factor in, so its line must not call it "not kept"
+    lines = summary(list(rows.values())).splitlines()
+    assert "(model: built on)" in lines[1] and "not kept" not in lines[1]
+    assert "0.90 (target)" in lines[-1]
     assert base_for("+ batching", store.records(), GROUP)["step"] == "+ 4-bit"
 
 

@@ -60,6 +60,7 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
                          tokens_per_s=round(link.tokens_per_s, 3), usd_per_million=usd[link.step],
                          builds_on=link.base, factor=factor, same_as_base=link.same_as_base,
                          within_noise=link.within_noise, kept=link.kept,
+                         established=link.established,
                          vs_first=first / usd[link.step],
                          perplexity=r["metrics"].get("perplexity"),
                          hardware=(r.get("hardware") or {}).get("gpu_name") or "CPU",
@@ -77,7 +78,7 @@ def compounding(rows: list[dict]) -> list[dict]:
     if not rows:
         return []
     by_step = {r["step"]: r for r in rows}
-    established = [r for r in rows if r["kept"] or r["builds_on"] is None]
+    established = [r for r in rows if r["established"]]
     path = [min(established, key=lambda r: r["usd_per_million"])]
     while path[0]["builds_on"]:
         path.insert(0, by_step[path[0]["builds_on"]])
@@ -89,6 +90,14 @@ def marked_noise(row: dict) -> bool:
     return bool(row["within_noise"]) and not row["same_as_base"]
 
 
+def standing(row: dict) -> str:
+    """What happens to a step after it: "" (kept, or a start), "not kept", or, for a model step
+    that is not cheaper, that the techniques still build on it (the target is what they apply to)."""
+    if row["builds_on"] is None or row["kept"]:
+        return ""
+    return "model: built on" if row["established"] else "not kept"
+
+
 def format_row(row: dict) -> str:
     """One printable line: price, factor against the step built on, configuration."""
     if row["builds_on"] is None:
@@ -97,7 +106,8 @@ def format_row(row: dict) -> str:
         against = f"same configuration as {row['builds_on']}"
     else:
         against = (f"{row['factor']:5.2f}x vs {row['builds_on']}"
-                   + (" ~noise" if marked_noise(row) else "") + ("" if row["kept"] else " (not kept)"))
+                   + (" ~noise" if marked_noise(row) else "")
+                   + (f" ({standing(row)})" if standing(row) else ""))
     return (f"{row['step']:<16} {row['tokens_per_s']:>9.1f} tok/s  ${row['usd_per_million']:>10.4f}/1M  "
             f"{against:<36} {row['configuration']}")
 
@@ -183,11 +193,11 @@ def plot_waterfall(ax, rows: list[dict]) -> None:
         ax.hlines(usd[r["builds_on"]], steps.index(r["builds_on"]), i, colors="0.6",
                   linestyles=":", linewidth=1)
         low, high = sorted([usd[r["builds_on"]], cost])
-        colour = ("tab:green" if r["kept"] else
+        colour = ("tab:green" if r["kept"] else "tab:gray" if r["established"] else
                   "tab:olive" if r["same_as_base"] or r["within_noise"] else "tab:red")
         label = ("same\nconfig" if r["same_as_base"] else
                  f"{r['factor']:.2g}x" + ("~" if marked_noise(r) else "")
-                 + ("" if r["kept"] else "\nnot kept"))
+                 + (f"\n{standing(r)}" if standing(r) else ""))
         ax.bar(i, high - low, bottom=low, color=colour, hatch="//" if r["random_weights"] else None,
                edgecolor="black", linewidth=0.5)
         ax.annotate(label, (i, high), ha="center", va="bottom", fontsize=8)
@@ -197,7 +207,8 @@ def plot_waterfall(ax, rows: list[dict]) -> None:
     ax.annotate(f"{total:.3g}x", (len(rows), path[0]["usd_per_million"]), ha="center", va="bottom",
                 fontsize=9, weight="bold")
     if any(marked_noise(r) for r in rows):
-        ax.text(0.01, 0.01, "~ within the spread of the repeats: not established, not kept", fontsize=7,
+        ax.text(0.01, 0.01, "~ within the spread of the repeats: not established (a technique: not kept)",
+                fontsize=7,
                 transform=ax.transAxes)
     ax.set_xticks(range(len(rows) + 1), steps + ["total"])
     ax.set_ylim(min(usd.values()) / 1.5, max(usd.values()) * 1.8)

@@ -33,6 +33,7 @@ class Hardware:
     vram_gb: float | None = None                 # total, decimal GB
     free_vram_gb: float | None = None            # free when detected (torch.cuda.mem_get_info)
     ram_gb: float = 0.0                          # the machine's RAM, or the container's limit if lower
+    free_ram_gb: float | None = None             # available when detected (None: take ram_gb)
     free_disk_gb: float = 0.0
     cpu_count: int = 1                           # CPUs this process may use (affinity and cgroup quota)
     cpu_quota: float | None = None               # cgroup CPU quota in CPUs (Binder: about 1), if any
@@ -44,6 +45,7 @@ class Hardware:
     flash_attn_usable: bool = False              # package present *and* sm80+
     emulated: str | None = None                  # e.g. "Tesla T4": limits imposed (utils.emulate)
     host_gpu: str | None = None                  # the GPU that really ran, when emulating
+    live: bool = False                           # detected on this machine (not described or mocked)
 
     @property
     def compute_dtype(self) -> str:
@@ -76,11 +78,11 @@ class Hardware:
 
 
     def cpu_text(self) -> str:
-        """"2 cores", or "1 of 16 cores usable (cgroup quota 1.0 CPU)" in a container."""
+        """"2 cores", or "1 of 16 cores usable: cgroup quota 1 CPU" in a container."""
         if not self.host_cpus:
             return f"{self.cpu_count} cores"
         quota = f"cgroup quota {self.cpu_quota:g} CPU" if self.cpu_quota else "CPU affinity"
-        return f"{self.cpu_count} of {self.host_cpus} cores usable ({quota})"
+        return f"{self.cpu_count} of {self.host_cpus} cores usable: {quota}"
 
 
 def bf16_native(cc: tuple[int, int] | None) -> bool:
@@ -173,12 +175,27 @@ def cgroup_limits(root: str | Path = "/sys/fs/cgroup",
             quota = int(q) / int(_read(d / "cpu.cfs_period_us") or 100_000)
         if quota is not None:
             cpu = quota if cpu is None else min(cpu, quota)
+    free = None
     for d in _cgroup_dirs(root, proc_cgroup, "memory"):
         raw = _read(d / "memory.max") or _read(d / "memory.limit_in_bytes")
         if raw and raw != "max" and int(raw) < 2**60:           # v1 writes "no limit" as ~2**63
             limit = int(raw) / GB
+            used = _read(d / "memory.current") or _read(d / "memory.usage_in_bytes")
+            left = limit - int(used) / GB if used else limit
             mem = limit if mem is None else min(mem, limit)
-    return {"cpu_quota": cpu, "memory_gb": mem}
+            free = left if free is None else min(free, left)
+    return {"cpu_quota": cpu, "memory_gb": mem, "memory_free_gb": free}
+
+
+def free_ram_gb(limits: dict | None = None) -> float:
+    """RAM a new model may take now, in GB: what the OS reports available, and within a
+    container what its limit leaves (the Jupyter server and the kernel already use some)."""
+    import psutil
+    free = psutil.virtual_memory().available / GB
+    limits = cgroup_limits() if limits is None else limits
+    if limits.get("memory_free_gb") is not None:
+        free = min(free, limits["memory_free_gb"])
+    return free
 
 
 def usable_cpus(cpu_quota: float | None) -> int:
@@ -240,9 +257,11 @@ def detect_hardware(disk_path: str = ".") -> Hardware:
     cpus = usable_cpus(limits["cpu_quota"])
     ram = min(host_ram, limits["memory_gb"] or host_ram)
     common = dict(ram_gb=ram, host_ram_gb=host_ram if ram < host_ram else None,
+                  free_ram_gb=free_ram_gb(limits),
                   cpu_count=cpus, cpu_quota=limits["cpu_quota"],
                   host_cpus=host_cpus if cpus < host_cpus else None,
-                  free_disk_gb=free_disk_gb(disk_path), flash_attn_installed=flash_attn_installed())
+                  free_disk_gb=free_disk_gb(disk_path), flash_attn_installed=flash_attn_installed(),
+                  live=True)
     if not torch.cuda.is_available():
         hw = Hardware(device="cpu", sdpa_backends=sdpa_backends_for(None), **common)
         return emulate.emulate(hw, target) if target else hw
@@ -259,9 +278,12 @@ def detect_hardware(disk_path: str = ".") -> Hardware:
 
 def available_gb(hw: Hardware) -> float:
     """Memory a new model may use now, in GB: free GPU memory (live, and within an emulated
-    GPU's cap), or the machine's RAM on a CPU."""
+    GPU's cap), or on a CPU the RAM available now (live, within a container's limit; a
+    described machine without that figure: its RAM)."""
     if hw.device != "cuda":
-        return hw.ram_gb
+        if hw.free_ram_gb is None:
+            return hw.ram_gb
+        return min(hw.ram_gb, free_ram_gb() if hw.live else hw.free_ram_gb)
     import torch
     if not torch.cuda.is_available():      # a described (mocked) GPU: its figures as detected
         return hw.free_vram_gb if hw.free_vram_gb is not None else hw.vram_gb

@@ -33,6 +33,7 @@ QUANT_LINEAR_BYTES = {
     "fp4-dq": 0.5 + 1 / 64 + 4 / (64 * 256),
 }
 PRECISIONS = tuple(BYTES_16) + tuple(QUANT_LINEAR_BYTES)
+FOUR_BIT = ("nf4", "fp4", "nf4-dq", "fp4-dq")
 
 
 class ModelTooLargeError(MemoryError):
@@ -153,8 +154,10 @@ def check_fits(estimate: MemoryEstimate, available_gb: float, *, where: str = "G
         raise ModelTooLargeError(
             f"{name} at {estimate.precision} needs about {need:.1f} GB "
             f"({estimate.weights_gb:.1f} GB weights + {estimate.kv_cache_gb:.1f} GB KV cache "
-            f"+ {headroom_gb:.1f} GB headroom) but this {where} has {available_gb:.1f} GB. "
-            f"Try a 4-bit precision (nf4), a shorter context, or a smaller model.")
+            f"+ {headroom_gb:.1f} GB headroom) but this {where} has {available_gb:.1f} GB free. "
+            + ("Try a shorter context or a smaller model (it is already 4-bit)."
+               if estimate.precision in FOUR_BIT else
+               "Try a 4-bit precision (nf4), a shorter context, or a smaller model."))
 
 
 def measured_weight_bytes(model) -> int:

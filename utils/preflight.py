@@ -57,8 +57,8 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
             try:
                 check_fits(est, available, where=where, name=ref.id)
                 checks.append(Check(f"{role} {ref.id} {precision}", True,
-                                    f"{est.total_gb:.2f} GB predicted, fits in {available:.1f} GB "
-                                    f"{'free on the GPU' if where == 'GPU' else 'of RAM'}"))
+                                    f"{est.total_gb:.2f} GB predicted, fits in the {available:.1f} GB "
+                                    f"{'free on the GPU' if where == 'GPU' else 'of RAM free'}"))
                 fits_somewhere = True
             except ModelTooLargeError as err:
                 checks.append(Check(f"{role} {ref.id} {precision}", False, str(err)))

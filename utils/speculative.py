@@ -123,3 +123,41 @@ class AcceptanceRecorder:
     def __exit__(self, *exc):
         del self.model._get_candidate_generator  # back to the class's method
         return False
+
+
+@dataclass
+class Agreement:
+    """How far two generations of the same prompt agree, token by token."""
+
+    matching: int                 # generated positions where both chose the same token
+    compared: int                 # generated positions compared (the shorter of the two)
+    first_divergence: int | None  # index of the first generated token that differs, or None
+
+    @property
+    def identical(self) -> bool:
+        return self.first_divergence is None
+
+    def __str__(self) -> str:
+        if self.identical:
+            return f"identical: all {self.compared} generated tokens agree"
+        return (f"{self.matching} of {self.compared} generated tokens agree; the first difference is "
+                f"at generated token {self.first_divergence} (the two continue from different text "
+                f"after it, so later mismatches follow from that one)")
+
+
+def agreement(reference, candidate, prompt_length: int) -> Agreement:
+    """Compare the generated part of two ``generate()`` outputs (batch 1, same prompt).
+
+    With greedy decoding speculative decoding should reproduce the target's text exactly, and
+    on a CPU in fp32 it does. On a GPU the verification pass runs the target on several
+    tokens at once, with other kernels and another summation order than one-token decoding;
+    in fp16/bf16 two near-tied logits can then swap places and argmax flips. A first
+    divergence late in the text with agreement before it is that; one at the first token is a bug."""
+    ref = [int(t) for t in reference[0, prompt_length:]]
+    cand = [int(t) for t in candidate[0, prompt_length:]]
+    n = min(len(ref), len(cand))
+    same = [a == b for a, b in zip(ref, cand)]
+    first = next((i for i, ok in enumerate(same) if not ok), None)
+    if first is None and len(ref) != len(cand):
+        first = n
+    return Agreement(matching=sum(same), compared=n, first_divergence=first)
