@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: lab install test models gpu-check rehearse curve clean
+.PHONY: lab install test models gpu-check rehearse compat curve clean
 
 lab: install                     ## preflight, benchmark on this machine's profile, cost curve
 	PYTHONUNBUFFERED=1 $(PY) -m utils.lab
@@ -24,6 +24,9 @@ gpu-check: install               ## the GPU path end to end, random weights, one
 
 rehearse: install                ## every notebook of PROFILE (default t4) with shrunk random-weight models
 	PYTHONUNBUFFERED=1 $(PY) -m utils.rehearse --profile $(or $(PROFILE),t4) --reduced
+
+compat: install                  ## unit tests and notebook 04 under the lowest supported and Colab's transformers
+	$(PY) scripts/compat.py
 
 models: install                  ## retrain the offline models (~50 min on 2 cores)
 	$(PY) -m utils.build_offline_models

@@ -9,8 +9,9 @@ Each exercise is written once, in its solution notebook:
 
 In notebooks/ the lines between the markers become "# YOUR CODE HERE" and each
 "#STUB " line becomes code, so an unsolved exercise leaves a placeholder value
-(None) and the cells after it still run. The badge link is pointed at the
-exercise copy. Only the outputs of "# NBVAL_CHECK_OUTPUT" cells are kept (nbval
+(None) and the cells after it still run. Every notebook's badges and setup cell,
+and the README's badges, are regenerated from utils/publish.py (where the kit is
+published), each badge pointing at its own file. Only the outputs of "# NBVAL_CHECK_OUTPUT" cells are kept (nbval
 compares them); every other output is cleared, so no solution result shows.
 
     python scripts/make_exercises.py            # write notebooks/
@@ -28,7 +29,11 @@ from pathlib import Path
 import nbformat
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from utils import publish  # noqa: E402  (the repository root is not installed)
+
 SOLUTIONS, EXERCISES = REPO / "solutions", REPO / "notebooks"
+README = REPO / "README.md"
 BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "#STUB "
 
 
@@ -53,12 +58,18 @@ def strip_solution(source: str) -> str:
     return "\n".join(out)
 
 
-def exercise_version(nb):
-    ex = copy.deepcopy(nb)
+def published(nb, path: str):
+    """``nb`` with its header badges (for ``path``) and setup cell from utils/publish.py."""
+    nb = copy.deepcopy(nb)
+    nb.cells[0].source = publish.with_badges(nb.cells[0].source, path)
+    nb.cells[1].source = publish.setup_cell()
+    return nb
+
+
+def exercise_version(nb, name: str = ""):
+    ex = published(nb, f"notebooks/{name}") if name else copy.deepcopy(nb)
     for cell in ex.cells:
-        if cell.cell_type == "markdown":
-            cell.source = cell.source.replace("/blob/main/solutions/", "/blob/main/notebooks/")
-        else:
+        if cell.cell_type != "markdown":
             cell.metadata.pop("execution", None)   # run timestamps: noise in every diff
             if BEGIN in cell.source:
                 cell.source = strip_solution(cell.source)
@@ -90,8 +101,21 @@ def main(argv=None) -> int:
     parser.add_argument("--execute", action="store_true")
     args = parser.parse_args(argv)
     stale = []
+    readme = publish.readme_with_badges(README.read_text(), "notebooks/00_setup_preflight.ipynb")
+    if readme != README.read_text():
+        if args.check:
+            stale.append("README.md badges")
+        else:
+            README.write_text(readme)
     for sol in sorted(SOLUTIONS.glob("*.ipynb")):
-        ex = exercise_version(nbformat.read(sol, as_version=4))
+        solved = nbformat.read(sol, as_version=4)
+        current = published(solved, f"solutions/{sol.name}")
+        if sources(current) != sources(solved):
+            if args.check:
+                stale.append(f"solutions/{sol.name} (badges or setup cell)")
+            else:
+                nbformat.write(current, sol)
+        ex = exercise_version(current, sol.name)
         target = EXERCISES / sol.name
         if args.check:
             if not target.exists() or sources(nbformat.read(target, as_version=4)) != sources(ex):
@@ -99,12 +123,12 @@ def main(argv=None) -> int:
             continue
         if args.execute:
             execute(sol)
-            ex = exercise_version(nbformat.read(sol, as_version=4))
+            ex = exercise_version(nbformat.read(sol, as_version=4), sol.name)
         nbformat.write(ex, target)
     extra = {p.name for p in EXERCISES.glob("*.ipynb")} - {p.name for p in SOLUTIONS.glob("*.ipynb")}
     stale += sorted(extra)
     if args.check and stale:
-        print("out of sync with solutions/: " + ", ".join(stale) +
+        print("out of sync with solutions/ or utils/publish.py: " + ", ".join(stale) +
               "\nrun: python scripts/make_exercises.py", file=sys.stderr)
         return 1
     return 0

@@ -232,3 +232,19 @@ def test_the_cpu_profile_does_not_claim_binder_which_it_does_not_fit():
     assert baseline and not any(c.ok for c in baseline), \
         "the cpu profile now fits Binder: say so in its description and the README"
     assert "Binder runs the offline profile" in profile.description
+
+
+def test_an_untested_transformers_stops_with_the_fix(monkeypatch):
+    from utils import versions
+    assert versions.tested_range() == ">=5.16,<6"         # read from requirements.txt
+    real = versions.installed
+    monkeypatch.setattr(versions, "installed",
+                        lambda name: "5.15.1" if name == "transformers" else real(name))
+    with pytest.raises(versions.UntestedVersionError) as err:
+        versions.check_versions(allow_untested=False)
+    text = str(err.value)
+    assert "transformers 5.15.1" in text and "cache crop" in text and "pip install 'transformers>=5.16,<6'" in text
+    assert "UNTESTED" in versions.check_versions(allow_untested=True)
+    monkeypatch.setattr(versions, "installed",
+                        lambda name: "5.23.0" if name == "transformers" else real(name))
+    assert "transformers 5.23.0" in versions.check_versions(allow_untested=False)

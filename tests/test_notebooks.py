@@ -26,15 +26,64 @@ def test_exercise_notebooks_are_generated_from_solutions():
     assert result.returncode == 0, result.stderr
 
 
+BADGE_LINKS = re.compile(r"\((https://(?:colab\.research\.google\.com/github|mybinder\.org/v2/gh)/[^)\s]+)\)")
+
+
+def badge_targets(text: str) -> list[tuple[str, str, str]]:
+    """(service, "owner/repo@ref", path) for every Colab and Binder link in ``text``."""
+    out = []
+    for url in BADGE_LINKS.findall(text):
+        colab = re.fullmatch(r"https://colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/([^/]+)/(.+)", url)
+        binder = re.fullmatch(r"https://mybinder\.org/v2/gh/([^/]+/[^/]+)/([^?]+)\?urlpath=lab/tree/(.+)", url)
+        match = colab or binder
+        assert match, f"a badge link of an unknown shape: {url}"
+        out.append(("colab" if colab else "binder", f"{match.group(1)}@{match.group(2)}", match.group(3)))
+    return out
+
+
 @pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_header_badge_points_at_this_file(path):
+def test_header_badges_point_at_this_file_in_the_published_repository(path):
+    from utils import publish
     nb = nbformat.read(path, as_version=4)
     head = nb.cells[0].source
-    link = re.search(r"colab\.research\.google\.com/github/[^/]+/[^/]+/blob/main/([^)\s]+)", head)
-    assert link, "no Open-in-Colab badge"
-    assert (REPO / link.group(1)).resolve() == path.resolve()
+    targets = badge_targets(head)
+    assert {t[0] for t in targets} == {"colab", "binder"}
+    for _, where, rel in targets:
+        assert where == f"{publish.GITHUB_REPO}@{publish.REF}"
+        assert (REPO / rel).resolve() == path.resolve()
+    setup = nb.cells[1].source
+    assert f'KIT, REF = "{publish.clone_url()}", "{publish.REF}"' in setup, "clone and badges disagree"
     for needed in ("**Goal.**", "estimated time", "CPU", "T4", "A100", "**GPU needed:**"):
         assert needed in head
+
+
+def test_readme_badges_open_existing_notebooks_of_the_published_repository():
+    from utils import publish
+    targets = badge_targets((REPO / "README.md").read_text())
+    assert {t[0] for t in targets} == {"colab", "binder"}
+    for _, where, rel in targets:
+        assert where == f"{publish.GITHUB_REPO}@{publish.REF}" and (REPO / rel).is_file()
+
+
+def test_setup_cell_finds_the_kit_from_a_subfolder_and_explains_elsewhere(tmp_path):
+    from utils import publish
+    code = publish.setup_cell() + "\nprint(root)"
+    found = subprocess.run([sys.executable, "-c", code], cwd=REPO / "notebooks", capture_output=True, text=True)
+    assert found.returncode == 0 and found.stdout.strip() == str(REPO)
+    lost = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert lost.returncode != 0 and "is not inside the LLMflation Lab folder" in lost.stderr
+
+
+def test_colab_setup_reads_the_tested_range_from_requirements():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import colab_setup
+    finally:
+        sys.path.pop(0)
+    from utils.versions import tested_range
+    assert colab_setup.requirement("transformers") == "transformers" + tested_range()
+    assert colab_setup.outside("transformers") is None          # .venv's is tested
+    assert colab_setup.outside("no-such-package-xyz") == "not installed"
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -86,6 +86,8 @@ class Lab:
 
 def start(notebook: str, profile: str | None = None, results: str | None = None) -> Lab:
     """Set up a notebook and print one line per fact a learner should check."""
+    from .versions import check_versions
+    versions = check_versions()          # an untested transformers stops here, with the fix
     quiet_transformers()
     import torch
     torch.manual_seed(0)
@@ -94,6 +96,7 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
     store = ResultsStore(results)
     key = price_key(hw, prof)
     price = gpu(key)["price_per_hour_usd"]
+    print(f"versions : {versions}")
     print(f"hardware : {hw.summary()}")
     if hw.device == "cpu":
         print(f"threads  : {configure_threads(hw)}")
