@@ -154,3 +154,31 @@ def test_random_checkpoint_refuses_when_the_disk_is_too_small(tmp_path, monkeypa
                num_attention_heads=1, num_key_value_heads=1, vocab_size=2048)
     with pytest.raises(loading.ModelLoadError, match="GB of disk"):
         loading.random_checkpoint(cfg, "float16", tmp_path)
+
+
+def test_non_finite_logits_are_stopped_with_the_fp16_explanation(tiny_checkpoint, cpu_hw):
+    from utils.quality import NonFiniteError, check_finite_logits, perplexity
+    loaded = load_model(str(tiny_checkpoint), "float32", hw=cpu_hw, attn_implementation="eager")
+    check_finite_logits(loaded.model, loaded.tokenizer, "cpu", "fine")          # passes
+    loaded.model.model.norm.weight.data.fill_(float("inf"))                     # overflows
+    with pytest.raises(NonFiniteError, match="NaN or infinite logits.*fp16"):
+        check_finite_logits(loaded.model, loaded.tokenizer, "cpu", "tiny at float16")
+    with pytest.raises(NonFiniteError, match="window at token 0"):
+        perplexity(loaded.model, loaded.tokenizer, "a b c d e f g h " * 8)
+
+
+def test_loading_checks_logits_exactly_when_computing_in_fp16():
+    from utils.loading import needs_finite_check
+    assert needs_finite_check("float16", random_weights=False)
+    assert not needs_finite_check("bfloat16", random_weights=False)
+    assert not needs_finite_check("float32", random_weights=False)
+    assert not needs_finite_check("float16", random_weights=True)
+
+
+def test_int8_footprint_is_the_same_before_and_after_a_forward_pass(tiny_checkpoint, cpu_hw):
+    import torch
+    loaded = load_model(str(tiny_checkpoint), "int8", hw=cpu_hw, attn_implementation="eager")
+    before = measured_weight_bytes(loaded.model)
+    with torch.inference_mode():
+        loaded.model(torch.tensor([[1, 2, 3]]))
+    assert measured_weight_bytes(loaded.model) == before      # the row scales moved, not vanished

@@ -22,6 +22,7 @@ from .hardware import Hardware, available_gb, detect_hardware
 from .memory import BYTES_16, MemoryEstimate, ModelShape, check_fits, check_precision, predict_memory
 from .profiles import ModelRef
 from .quiet import quiet_transformers
+from .quality import check_finite_logits
 
 REPO = Path(__file__).resolve().parent.parent
 OFFLINE_DIR = REPO / "models" / "offline"
@@ -281,6 +282,14 @@ def random_source(ref: ModelRef, config: dict, local: Path | None) -> Path:
     return folder
 
 
+def needs_finite_check(compute: str, random_weights: bool) -> bool:
+    """Whether loading ends with a finite-logits check: when computing in fp16 (a T4), which
+    can overflow a bf16-trained model; bf16 and fp32 have fp32's range. Not otherwise: the
+    forward pass repacks bitsandbytes' CPU constants (notebook 02 measures the footprint at
+    rest), and random weights have nothing to check."""
+    return compute == "float16" and not random_weights
+
+
 def load_model(model: str | ModelRef, precision: str | None = None, *,
                attn_implementation: str = "sdpa", hw: Hardware | None = None,
                random_weights: bool | None = None, context: int = 2048,
@@ -331,6 +340,8 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
             source or ref.id, revision=kwargs["revision"], trust_remote_code=trust_remote_code)
         loaded = AutoModelForCausalLM.from_pretrained(source or ref.id, **kwargs)
     loaded.eval()
+    if needs_finite_check(compute, random_weights):
+        check_finite_logits(loaded, tokenizer, hw.device, f"{ref.id} at {precision} (computing in fp16)")
     return Loaded(model=loaded, tokenizer=tokenizer, ref=ref, precision=precision,
                   attn_implementation=attn_implementation, device=hw.device, predicted=estimate,
                   load_seconds=time.perf_counter() - start, random_weights=random_weights)

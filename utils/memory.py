@@ -181,4 +181,10 @@ def measured_weight_bytes(model) -> int:
             total += nbytes(state.absmax) + nbytes(state.code) + nbytes(getattr(state, "offset", None))
             state = getattr(state, "state2", None)
         total += nbytes(getattr(tensor, "SCB", None))
+    for module in model.modules():     # int8: after the first forward the row scales move to module.state
+        scb = getattr(getattr(module, "state", None), "SCB", None)
+        if scb is not None and getattr(getattr(module, "weight", None), "SCB", None) is None \
+                and id(scb) not in seen:
+            seen.add(id(scb))
+            total += nbytes(scb)
     return total

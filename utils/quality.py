@@ -34,6 +34,32 @@ class Perplexity:
         return dict(perplexity=self.perplexity, bits_per_byte=self.bits_per_byte, tokens=self.tokens)
 
 
+class NonFiniteError(RuntimeError):
+    """A model produced NaN or infinite logits: its figures would be meaningless."""
+
+
+def non_finite_message(label: str) -> str:
+    return (f"{label} produced NaN or infinite logits, so no figure from it means anything. "
+            f"The usual cause is fp16: its largest value is 65,504, and models trained in bf16 "
+            f"(Qwen3, Llama 3) can have activations beyond it. On an sm80+ GPU use bfloat16; on a "
+            f"T4 (no bf16) try int8 or another 4-bit variant, or a model trained in fp16. It was "
+            f"stopped here rather than passed on to a perplexity or a verdict.")
+
+
+def check_finite_logits(model, tokenizer, device: str, label: str,
+                        text: str = "The price of a million tokens fell") -> None:
+    """One short forward pass; raise :class:`NonFiniteError` if any logit is NaN or infinite.
+
+    Run after every load (utils.loading): a T4 computes in fp16, and a bf16-trained model can
+    overflow there. Checked once, on load, it stops a bad configuration before it is timed."""
+    import torch
+    ids = tokenizer(text, return_tensors="pt")["input_ids"].to(device)
+    with torch.inference_mode():
+        logits = model(ids).logits
+    if not torch.isfinite(logits).all():
+        raise NonFiniteError(non_finite_message(label))
+
+
 def perplexity(model, tokenizer, text: str, *, window: int = 256, max_tokens: int | None = None,
                device: str = "cpu") -> Perplexity:
     """Perplexity and bits per byte of ``text`` in windows of ``window`` tokens."""
@@ -51,6 +77,8 @@ def perplexity(model, tokenizer, text: str, *, window: int = 256, max_tokens: in
             if chunk.shape[1] < 2:
                 break
             logits = model(chunk[:, :-1]).logits.float()
+            if not torch.isfinite(logits).all():
+                raise NonFiniteError(non_finite_message(f"the model (window at token {start})"))
             loss = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1), reduction="sum")
             nll += loss.item()
