@@ -75,3 +75,17 @@ def test_context_has_versions_and_utc_timestamp():
     ctx = run_context()
     assert ctx["timestamp"].endswith("+00:00")
     assert set(ctx["software"]) >= {"python", "torch", "transformers", "bitsandbytes"}
+
+
+def test_on_colab_results_go_to_a_mounted_drive_or_the_learner_is_told_they_will_vanish(tmp_path, monkeypatch):
+    from utils.results import DEFAULT_PATH, ENV_PATH, default_path
+    monkeypatch.delenv(ENV_PATH, raising=False)
+    assert default_path(in_colab=False) == (DEFAULT_PATH, None)
+    drive = tmp_path / "MyDrive"
+    path, warning = default_path(in_colab=True, drive=drive)            # Drive not mounted
+    assert path == DEFAULT_PATH and "vanish" in warning and "drive.mount" in warning
+    drive.mkdir()
+    path, warning = default_path(in_colab=True, drive=drive)            # mounted
+    assert path == drive / "llmflation-lab" / "my_results.jsonl" and warning is None
+    monkeypatch.setenv(ENV_PATH, str(tmp_path / "mine.jsonl"))
+    assert default_path(in_colab=True, drive=drive) == (tmp_path / "mine.jsonl", None)

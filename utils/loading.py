@@ -328,6 +328,10 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     source = local_path(ref)
     if random_weights:
         source = random_source(ref, config, source)
+    elif source is None:               # a hub model: download once, with progress shown
+        from .downloads import fetch
+        with hub_errors(ref):
+            fetch(ref)
     kwargs = dict(
         revision=None if source is not None else ref.revision,
         dtype=getattr(torch, precision if precision in BYTES_16 else compute),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .downloads import download_gb, is_hub
 from .hardware import Hardware, available_gb, detect_hardware, has_internet
 from .loading import ModelLoadError, model_config
 from .memory import ModelShape, ModelTooLargeError, check_fits, predict_memory
@@ -65,8 +66,8 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
         if role == "target" and not fits_somewhere:
             checks.append(Check("target fits", False, f"{ref.id} fits in none of the profile's "
                                 f"precisions here; choose a smaller profile", blocking=True))
-        if not ref.is_offline:
-            download = shape.params * 2 / 1e9
+        if is_hub(ref):
+            download = download_gb(ref)
             ok = download < hw.free_disk_gb
             checks.append(Check(f"{role} download", ok,
                                 f"~{download:.1f} GB of 16-bit safetensors; {hw.free_disk_gb:.0f} GB free disk"

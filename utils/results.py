@@ -24,6 +24,33 @@ SCHEMA = 1
 PACKAGES = ("torch", "transformers", "bitsandbytes", "accelerate", "flash-attn")
 
 
+COLAB_DRIVE = Path("/content/drive/MyDrive")    # where Colab mounts a learner's Google Drive
+DRIVE_FOLDER = "llmflation-lab"
+
+
+def default_path(in_colab: bool | None = None, drive: Path = COLAB_DRIVE) -> tuple[Path, str | None]:
+    """Where results go when no path is given, and a warning when they would not last.
+
+    $LLMFLATION_RESULTS wins. On Colab each notebook runs in its own runtime and the clone
+    (with results/ in it) vanishes with it, so a mounted Google Drive is used when there is
+    one; without it the results stay in the runtime and the warning says how to keep them."""
+    if os.environ.get(ENV_PATH):
+        return Path(os.environ[ENV_PATH]).expanduser(), None
+    if in_colab is None:
+        import sys
+        in_colab = "google.colab" in sys.modules
+    if not in_colab:
+        return DEFAULT_PATH, None
+    if drive.is_dir():
+        return drive / DRIVE_FOLDER / DEFAULT_PATH.name, None
+    return DEFAULT_PATH, (
+        "your results live in this Colab runtime only and vanish with it, so notebook 07 would "
+        "find none of the earlier notebooks' measurements. To keep them, run "
+        "`from google.colab import drive; drive.mount('/content/drive')` and then this cell again "
+        f"(they go to MyDrive/{DRIVE_FOLDER}/), or download {DEFAULT_PATH.relative_to(REPO)} "
+        "from the Files panel before the runtime ends.")
+
+
 class CorruptResultsError(ValueError):
     """A results file that cannot be read back; the file itself is left untouched."""
 
@@ -59,7 +86,7 @@ class ResultsStore:
     """Append-only JSON-lines file of measurement records."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path or os.environ.get(ENV_PATH) or DEFAULT_PATH).expanduser()
+        self.path = Path(path).expanduser() if path else default_path()[0]
 
     def __repr__(self) -> str:
         return f"ResultsStore('{self.path}')"
