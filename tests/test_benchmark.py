@@ -63,7 +63,14 @@ def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_pa
         if r["step"] in ("+ speculative", "+ batching"):
             assert r["settings"]["builds_on"] == fastest["step"]
             assert r["settings"]["attn_implementation"] == fastest["settings"]["attn_implementation"]
-    assert "compounding from larger baseline to" in out
+    # the curve's table is printed, one line per step; the compounding line appears when the
+    # cheapest established step is not the start (timing on a busy 2-core machine can make the
+    # larger baseline cheapest, and then there is no chain to print)
+    for step in steps:
+        assert any(line.startswith(step) and "tok/s" in line for line in out.splitlines()), step
+    from utils.curve import compounding, curve_rows
+    chained = len(compounding(curve_rows(records, 1.0))) > 1
+    assert ("compounding from larger baseline to" in out) == chained
     assert "skipping flash_attention_2" in out
     assert (tmp_path / "cost_curve.png").stat().st_size > 10_000
     assert (tmp_path / "cost_curve.csv").read_text().count("\n") == 7
