@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from datetime import date
 from pathlib import Path
@@ -49,8 +50,14 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
     steps), and ``vs_first`` how many times cheaper than the first step. Records from
     the newest profile and machine in the store are used (see utils.steps).
     """
+    if not (isinstance(price_per_hour, (int, float)) and 0 < price_per_hour < float("inf")):
+        raise ValueError(f"price per hour must be a positive number, got {price_per_hour!r}: a free "
+                         f"run (Colab, Binder) is priced at what the same hardware costs to rent")
     links = chain(records)
     usd = {link.step: cost_per_million(price_per_hour, link.tokens_per_s) for link in links}
+    if not all(math.isfinite(v) and v > 0 for v in usd.values()):
+        raise ValueError(f"${price_per_hour}/h gives a $/1M that is not a finite positive number; "
+                         f"nothing was written")
     first = usd[links[0].step] if links else None
     rows = []
     for link in links:
@@ -267,11 +274,14 @@ def main(argv=None) -> int:
                         help="leave unreadable lines out (with a warning) instead of stopping")
     args = parser.parse_args(argv)
     store = ResultsStore(args.results)
-    if args.price is None:
+    if args.price is None or args.price == 0:
         from .profiles import load_profile
         key = args.gpu or load_profile().gpu_price_key
+        free = args.price == 0
         args.price = gpu(key)["price_per_hour_usd"]
-        print(f"price: ${args.price}/h (default for {key}; pass --price for yours)")
+        print(f"price: ${args.price}/h (default for {key}; pass --price for yours)" if not free else
+              f"price: free to you, not free to run: priced at ${args.price}/h, what {key} costs to rent "
+              f"(pass --price for another rental price)")
     try:
         csv_path, png_path = write_curve(store, Path(args.out) if args.out else store.path.parent,
                                          args.price, skip_corrupt=args.skip_corrupt, log=print)
