@@ -203,7 +203,14 @@ def measure_generation(model, tokenizer, text: str, *, prompt_tokens: int, new_t
             if streamer is not None and streamer.times:
                 ttft.append(streamer.times[0] - streamer.start)
                 itl += [b - a for a, b in zip(streamer.times, streamer.times[1:])]
-    decode = [batch * (new_tokens - 1) / max(t - p, 1e-9) for t, p in zip(total, prefill)]
+    bad = [i for i, (t, p) in enumerate(zip(total, prefill)) if not t > p > 0]
+    if bad:
+        raise ValueError(
+            f"impossible timing in repeat {bad[0] + 1}: generating 1 token took "
+            f"{prefill[bad[0]]:.4f} s but {new_tokens} tokens took {total[bad[0]]:.4f} s, so there is "
+            f"no decode time to divide by. The first runs were probably still warming up (warmup="
+            f"{warmup}) or the machine was busy: measure again with warmup >= 1. Nothing was recorded.")
+    decode = [batch * (new_tokens - 1) / (t - p) for t, p in zip(total, prefill)]
     e2e = [batch * new_tokens / t for t in total]
     return Measurement(
         batch=batch, prompt_tokens=prompt_tokens, new_tokens=new_tokens,
