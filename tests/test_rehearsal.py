@@ -346,3 +346,34 @@ def test_plots_are_labelled_in_a_rehearsal_only(monkeypatch):
     lab.mark(fig)
     assert rehearsal.LABEL in fig._suptitle.get_text()
     plt.close(fig)
+
+
+def test_a_section_records_a_refusal_or_a_failure_frees_the_model_and_goes_on(tmp_path, cpu_hw, monkeypatch):
+    from utils import gpu_check
+    from utils.memory import ModelTooLargeError
+    from utils.profiles import ModelRef
+    check = gpu_check.GpuCheck(cpu_hw, tmp_path, budget=gpu_check.Budget(600))
+    freed = []
+    monkeypatch.setattr(gpu_check, "free", freed.append)
+    ref = ModelRef("m", "main")
+
+    def refuse(*args):
+        raise ModelTooLargeError("m at float16 needs about 17.5 GB")
+
+    def unreachable(loaded):
+        raise AssertionError("not reached: the load failed")
+
+    def boom(loaded):
+        assert loaded == "model"
+        raise RuntimeError("boom")                    # recorded; the run goes on
+    monkeypatch.setattr(check, "load", refuse)
+    check.with_model("precision", dict(model="m", precision="float16"), ref, "float16", unreachable,
+                     refusal_is_finding=True)
+    check.with_model("batch", dict(model="m", batch=64), ref, "float16", unreachable)
+    monkeypatch.setattr(check, "load", lambda *a: "model")
+    check.with_model("compile", dict(model="m", precision="float16"), ref, "float16", boom)
+    rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert rows[0]["metrics"] == {"refused": "m at float16 needs about 17.5 GB"}
+    assert rows[1]["metrics"]["error"].startswith("ModelTooLargeError")         # a failure elsewhere
+    assert rows[2]["metrics"]["error"] == "RuntimeError: boom"
+    assert freed == [None, None, "model"]

@@ -25,6 +25,7 @@ real, quality not"; under emulation, timings are the host GPU's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import time
 import traceback
@@ -126,6 +127,26 @@ class GpuCheck:
     def load(self, ref: ModelRef, precision: str, attn: str = "sdpa"):
         return load_model(ref, precision, attn_implementation=attn, hw=self.hw, random_weights=True)
 
+    def with_model(self, section: str, settings: dict, ref: ModelRef, precision: str, work,
+                   attn: str = "sdpa", refusal_is_finding: bool = False) -> None:
+        """Load ``ref`` and run ``work(loaded)``; whatever fails (the load included) is recorded
+        and the run goes on, and the model is freed either way. With ``refusal_is_finding``, the
+        kit's refusal before loading (ModelTooLargeError) is recorded as a finding, not a failure."""
+        loaded = None
+        try:
+            loaded = self.load(ref, precision, attn)
+            work(loaded)
+        except ModelTooLargeError as err:
+            if not refusal_is_finding:
+                self.failed(section, settings, err)
+            else:
+                self.record(section, settings, dict(refused=str(err)))
+                self.log(f"[{section}] {ref.id} {precision}: refused before loading: {err}")
+        except Exception as err:    # noqa: BLE001 - recorded, and the run goes on
+            self.failed(section, settings, err)
+        finally:
+            free(loaded)
+
     def generation(self, loaded, *, batch: int = 1, prompt_tokens: int | None = None, warmup=None,
                    **kwargs):
         return measure_generation(loaded.model, loaded.tokenizer, self.text,
@@ -143,9 +164,8 @@ class GpuCheck:
                             prompt_tokens=self.prompt_tokens, new_tokens=self.new_tokens)
             if not self.time_left("precision", settings, 90):
                 continue
-            loaded = None
-            try:
-                loaded = self.load(ref, precision)
+
+            def work(loaded):
                 m = self.generation(loaded)
                 roof = roofline_tokens_per_s(shape, precision, self.bandwidth, context=context,
                                              compute_dtype=self.hw.compute_dtype)
@@ -163,13 +183,7 @@ class GpuCheck:
                 self.log(f"[precision] {ref.id} {precision}: {m.decode_tok_s.median:.1f} decode tok/s "
                          f"({metrics['roofline_fraction']:.0%} of the {roof:.0f} tok/s roofline), "
                          f"peak {m.peak_memory_gb:.2f} GB, load {loaded.load_seconds:.0f}s")
-            except ModelTooLargeError as err:    # the kit's refusal before loading: a finding
-                self.record("precision", settings, dict(refused=str(err)))
-                self.log(f"[precision] {ref.id} {precision}: refused before loading: {err}")
-            except Exception as err:    # noqa: BLE001 - recorded, and the run goes on
-                self.failed("precision", settings, err)
-            finally:
-                free(loaded)
+            self.with_model("precision", settings, ref, precision, work, refusal_is_finding=True)
 
     def work_precision(self, ref: ModelRef) -> str:
         """The precision the attention, batch and compile sections run at: the compute dtype
@@ -190,22 +204,16 @@ class GpuCheck:
             settings = dict(model=ref.id, precision=precision, attn_implementation=attn)
             if not self.time_left("attention", settings, 60):
                 continue
-            loaded = None
-            try:
-                loaded = self.load(ref, precision, attn)
+
+            def work(loaded):
                 forceable = attn in ("sdpa", REPEAT_KV) and self.hw.device == "cuda"
                 variants = [None] + (list(SDPA_BACKENDS) if forceable else [])
                 for backend in variants:
                     for n in self.prefill_tokens:
                         self.prefill_one(loaded, dict(settings, sdpa_backend=backend, prompt_tokens=n))
-            except Exception as err:    # noqa: BLE001
-                self.failed("attention", settings, err)
-            finally:
-                free(loaded)
+            self.with_model("attention", settings, ref, precision, work, attn)
 
     def prefill_one(self, loaded, settings: dict) -> None:
-        import contextlib
-
         backend, n = settings["sdpa_backend"], settings["prompt_tokens"]
         if not self.time_left("attention", settings, 10):
             return
@@ -235,9 +243,8 @@ class GpuCheck:
         settings = dict(model=ref.id, precision=precision, attn_implementation="sdpa")
         if not self.time_left("batch", settings, 60):
             return
-        loaded = None
-        try:
-            loaded = self.load(ref, precision)
+
+        def work(loaded):
             for b in self.batch_sizes:
                 one = dict(settings, batch=b, prompt_tokens=self.prompt_tokens, new_tokens=self.new_tokens)
                 if not self.time_left("batch", one, 20):
@@ -254,20 +261,16 @@ class GpuCheck:
                                                roofline_fraction=m.decode_tok_s.median / roof))
                 self.log(f"[batch] {b}: {m.e2e_tok_s.median:.1f} tok/s end to end, "
                          f"{m.decode_tok_s.median:.1f} decode, peak {m.peak_memory_gb:.2f} GB")
-        except Exception as err:    # noqa: BLE001
-            self.failed("batch", settings, err)
-        finally:
-            free(loaded)
+        self.with_model("batch", settings, ref, precision, work)
 
     def compile(self, ref: ModelRef) -> None:
         precision = self.work_precision(ref)
         settings = dict(model=ref.id, precision=precision, attn_implementation="sdpa")
         if not self.time_left("compile", settings, 120):
             return
-        loaded = None
-        try:
+
+        def work(loaded):
             import torch
-            loaded = self.load(ref, precision)
             default = self.generation(loaded)
             self.record("compile", dict(settings, cache_implementation="dynamic", compiled=False),
                         default.as_dict())
@@ -280,10 +283,7 @@ class GpuCheck:
                              / default.decode_tok_s.median))
             self.log(f"[compile] dynamic {default.decode_tok_s.median:.1f} -> static "
                      f"{'compiled' if compiled else 'not compiled'} {static.decode_tok_s.median:.1f} decode tok/s")
-        except Exception as err:    # noqa: BLE001
-            self.failed("compile", settings, err)
-        finally:
-            free(loaded)
+        self.with_model("compile", settings, ref, precision, work)
 
     def run(self, models: list[str], sections: list[str], precisions: list[str],
             attention: list[str]) -> None:
