@@ -6,12 +6,12 @@ utils/versions.py for why), installs a tested one. Colab's torch is never
 touched. Writes ``.colab-ready`` only when every install succeeded, so a failed
 or interrupted install is retried the next time a notebook's setup cell runs.
 
-Standard library and pip only (``packaging`` ships with pip and with Colab).
+The version ranges come from requirements.txt through utils.versions (which needs only
+``packaging``, present on Colab).
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from importlib import metadata
@@ -19,15 +19,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MARKER = REPO / ".colab-ready"
+sys.path.insert(0, str(REPO))
+from utils.versions import tested_range  # noqa: E402  (the repository root is not installed)
 
 
 def requirement(package: str) -> str:
     """``package`` with its version range as written in requirements.txt."""
-    for line in (REPO / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if re.match(rf"{re.escape(package)}\s*[<>=!~]", line):
-            return line.replace(" ", "")
-    raise KeyError(package)
+    return package + tested_range(package)
 
 
 def outside(package: str) -> str | None:

@@ -23,13 +23,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from utils.versions import tested_range  # noqa: E402  (the repository root is not installed)
+
 COLAB_SEEN = "5.15.1"          # transformers preinstalled on Colab when last checked (2026-11)
 
 
 def lowest_supported() -> str:
-    line = next(l for l in (REPO / "requirements.txt").read_text().splitlines()
-                if l.startswith("transformers"))
-    return re.search(r">=\s*([\d.]+)", line).group(1)
+    return re.search(r">=([\d.]+)", tested_range("transformers")).group(1)
 
 
 def install(version: str) -> Path:

@@ -30,13 +30,13 @@ def is_hub(ref: ModelRef) -> bool:
     return local_path(ref) is None
 
 
-def download_gb(ref: ModelRef, config: dict | None = None) -> float:
+def download_gb(ref: ModelRef) -> float:
     """Decimal GB of 16-bit safetensors for ``ref`` (0 for an offline model or a local
     folder): parameters from the config x 2 bytes."""
     if not is_hub(ref):
         return 0.0
     from .loading import model_config
-    return ModelShape.from_config(config or model_config(ref)).params * 2 / GB
+    return ModelShape.from_config(model_config(ref)).params * 2 / GB
 
 
 def notebook_models(notebook: str, profile: Profile) -> list[ModelRef]:
@@ -44,15 +44,20 @@ def notebook_models(notebook: str, profile: Profile) -> list[ModelRef]:
     return [getattr(profile, role) for role in NOTEBOOK_ROLES.get(notebook[:2], ())]
 
 
-def cached(ref: ModelRef) -> bool:
-    """Whether the hub cache already holds ``ref``'s weights (no network used)."""
+def local_snapshot(ref: ModelRef) -> str | None:
+    """The hub cache's folder of ``ref``'s weights, or None when they are not all there
+    (no network used)."""
     from huggingface_hub import snapshot_download
     try:
-        snapshot_download(ref.id, revision=ref.revision, allow_patterns=WEIGHT_FILES,
-                          local_files_only=True)
-        return True
+        return snapshot_download(ref.id, revision=ref.revision, allow_patterns=WEIGHT_FILES,
+                                 local_files_only=True)
     except Exception:  # noqa: BLE001 - any miss (not cached, partial) means "will download"
-        return False
+        return None
+
+
+def cached(ref: ModelRef) -> bool:
+    """Whether the hub cache already holds ``ref``'s weights (no network used)."""
+    return local_snapshot(ref) is not None
 
 
 def plan(notebook: str, profile: Profile) -> list[str]:
@@ -74,11 +79,11 @@ def fetch(ref: ModelRef, log=print) -> str | None:
     tokenizer files are fetched: the kit never loads pickle checkpoints."""
     if not is_hub(ref):
         return None
+    local = local_snapshot(ref)
+    if local is not None:
+        return local
     from huggingface_hub import snapshot_download
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
-    if cached(ref):
-        return snapshot_download(ref.id, revision=ref.revision, allow_patterns=WEIGHT_FILES,
-                                 local_files_only=True)
     log(f"downloading {ref.id}: {download_gb(ref):.1f} GB (parameters x 2 bytes); progress below. "
         f"It is cached for the notebooks after this one in the same runtime.")
     enable_progress_bars()

@@ -76,7 +76,6 @@ class Hardware:
                 f"compute dtype {self.compute_dtype}; SDPA backends {', '.join(self.sdpa_backends)}; "
                 f"flash-attn {'usable' if self.flash_attn_usable else 'installed but unusable here' if self.flash_attn_installed else 'not installed'}")
 
-
     def cpu_text(self) -> str:
         """"2 cores", or "1 of 16 cores usable: cgroup quota 1 CPU" in a container."""
         if not self.host_cpus:
@@ -137,13 +136,10 @@ def _cgroup_dirs(root: Path, proc_cgroup: Path, controller: str) -> list[Path]:
         else:
             continue
         here = mount / path.lstrip("/")
-        while True:
+        while here != mount:
             dirs.append(here)
-            if here == mount or mount not in here.parents:
-                break
             here = here.parent
-        if mount not in dirs:
-            dirs.append(mount)
+        dirs.append(mount)
     return [d for d in dirs if d.is_dir()]
 
 

@@ -86,7 +86,8 @@ class ResultsStore:
     """Append-only JSON-lines file of measurement records."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path).expanduser() if path else default_path()[0]
+        # where no path is given, the default's warning (results that would not last) with it
+        self.path, self.warning = (Path(path).expanduser(), None) if path else default_path()
 
     def __repr__(self) -> str:
         return f"ResultsStore('{self.path}')"

@@ -102,11 +102,8 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
         print(f"threads  : {configure_threads(hw)}")
     print(f"profile  : {prof.name} - {prof.description}")
     print(f"results  : {store.path} ({len(store.records(skip_corrupt=True))} records so far)")
-    if results is None:
-        from .results import default_path
-        warning = default_path()[1]
-        if warning:
-            print(f"WARNING  : {warning}")
+    if store.warning:
+        print(f"WARNING  : {store.warning}")
     print(f"price    : ${price}/h default for {key} (set lab.price_per_hour to yours)")
     from .downloads import plan
     for line in plan(notebook, prof):
