@@ -51,7 +51,8 @@ def test_class_merge_mixes_hardware_and_skips_a_malformed_file(tmp_path):
     messages = []
     rows = merge(sorted(tmp_path.glob("*.jsonl")), log=messages.append)
     assert {r["learner"]: r["gpu"] for r in rows} == {"alice": "T4", "bob": "H100-SXM", "carol": "cpu-laptop"}
-    assert len(messages) == 1 and "dave.jsonl" in messages[0] and "line 1" in messages[0]
+    assert len(messages) == 2 and all("dave.jsonl" in m for m in messages)
+    assert "line 1: not JSON" in messages[0] and "no cost measurements" in messages[1]
     alice = next(r for r in rows if r["learner"] == "alice")
     assert alice["usd_per_million"] == pytest.approx(0.35 / (100 * 3600) * 1e6)
 

@@ -2,10 +2,11 @@
 
     python -m utils.classroom path/to/*.jsonl --out results/class
 
-Each file is one learner (named after the file). Files from different hardware
-mix freely: each learner's steps are priced at the default $/hour of the
-hardware recorded in their file. A file that cannot be read is skipped with a
-message naming it; the others are still merged.
+Each learner is identified by the id their results store records (and named by
+$LLMFLATION_LEARNER when they set it), else by the file's path. Files from
+different hardware mix freely: each learner's steps are priced at the default
+$/hour of the hardware recorded in their file. Every file or line left out is
+named with its reason; the others are still merged.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .curve import curve_rows, write_csv
+from collections import Counter
+
+from . import cli
+from .curve import curve_rows, left_out, write_csv
 from .data import gpu, gpu_key_for
-from .results import CorruptResultsError, ResultsStore
+from .results import ResultsStore
+from .steps import coverage
 
 
 def price_for(records: list[dict]) -> tuple[float, str]:
@@ -25,22 +30,68 @@ def price_for(records: list[dict]) -> tuple[float, str]:
     return gpu(key)["price_per_hour_usd"], key
 
 
+def learner_of(records: list[dict], fallback: str) -> tuple[str, str]:
+    """(identity, label) of a file's learner: the id recorded in the store (utils.results) and
+    the name they set, else the file's path (as given, so ``a/me`` and ``b/me`` stay two)."""
+    mine = next((r["learner"] for r in reversed(records) if isinstance(r.get("learner"), dict)
+                 and isinstance(r["learner"].get("id"), str)), None)
+    if mine is None:
+        return f"file:{fallback}", fallback
+    return f"id:{mine['id']}", mine.get("name") or fallback
+
+
+def _labels(paths: list[Path]) -> dict[Path, str]:
+    """Each path without its suffix, relative to the folder all of them share."""
+    import os
+    if not paths:
+        return {}
+    common = Path(os.path.commonpath([p.resolve().parent for p in paths]))
+    return {p: str(p.resolve().with_suffix("").relative_to(common)) for p in paths}
+
+
 def merge(paths: list[str | Path], log=print) -> list[dict]:
-    """One row per learner and step; unreadable files are skipped with a message."""
-    rows = []
-    for path in sorted(Path(p) for p in paths):
+    """One row per learner and step, and a message naming every file or line left out and why.
+
+    Bad lines are left out and the rest of the file is kept; a file that is missing, holds no
+    cost measurements or was recorded on an unknown GPU is left out. Files that carry the
+    same recorded learner id are one learner's; two learners whose files share a name stay two."""
+    paths = sorted(Path(p) for p in paths)
+    labels = _labels([p for p in paths if p.is_file()])
+    learners: dict[str, dict] = {}
+    for path in paths:
+        if not path.is_file():
+            log(f"left out {path}: no such file" if not path.exists() else f"left out {path}: not a file")
+            continue
         try:
-            records = ResultsStore(path).records()
-            price, key = price_for(records)
-        except (CorruptResultsError, OSError, UnicodeDecodeError, KeyError) as err:
-            log(f"skipped {path}: {err}")
+            records, problems = ResultsStore(path).read()
+        except (OSError, UnicodeDecodeError) as err:
+            log(f"left out {path}: {err}")
             continue
-        learner_rows = curve_rows(records, price)
+        for problem in problems:
+            log(f"left out of the merge: {problem}")
+        identity, label = learner_of(records, labels[path])
+        entry = learners.setdefault(identity, dict(label=label, paths=[], records=[]))
+        if entry["paths"]:
+            log(f"{path} carries the same learner id as {entry['paths'][0]}: merged as one learner")
+        entry["paths"].append(path)
+        entry["records"] += records
+    counts = Counter(e["label"] for e in learners.values())
+    rows = []
+    for identity, entry in learners.items():
+        first = entry["paths"][0]
+        label = entry["label"] if counts[entry["label"]] == 1 else f"{entry['label']} ({labels[first]})"
+        try:
+            price, key = price_for(entry["records"])
+        except KeyError as err:
+            log(f"left out {first}: {err.args[0]}")
+            continue
+        learner_rows = curve_rows(entry["records"], price)
         if not learner_rows:
-            log(f"skipped {path}: no cost measurements in it")
+            log(f"left out {first}: no cost measurements in it")
             continue
-        for row in learner_rows:
-            rows.append(dict(learner=path.stem, gpu=key, price_per_hour=price, **row))
+        for line in left_out(coverage(entry["records"])):
+            log(f"{label}: {line}")
+        rows += [dict(learner=label, gpu=key, price_per_hour=price, **row) for row in learner_rows]
     return rows
 
 
@@ -77,6 +128,7 @@ def plot_class(rows: list[dict], path: Path) -> Path:
     return path
 
 
+@cli.command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Merge a class's results files.")
     parser.add_argument("files", nargs="+")

@@ -10,6 +10,7 @@ number and is never overwritten.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = REPO / "results" / "my_results.jsonl"
 ENV_PATH = "LLMFLATION_RESULTS"
+ENV_LEARNER = "LLMFLATION_LEARNER"     # a name for the class chart (optional)
 SCHEMA = 1
 PACKAGES = ("torch", "transformers", "bitsandbytes", "accelerate", "flash-attn")
 
@@ -55,6 +57,81 @@ class CorruptResultsError(ValueError):
     """A results file that cannot be read back; the file itself is left untouched."""
 
 
+class ResultsPathError(OSError):
+    """A results path that cannot take records (a folder, a read-only file, an unwritable folder)."""
+
+
+# timing statistics (utils.measure.Stat.as_dict): a table of finite numbers
+STAT_METRICS = ("prefill_s", "total_s", "decode_tok_s", "e2e_tok_s", "ttft_s", "itl_s")
+STAT_FIELDS = ("median", "low", "high", "n")
+NUMBER_METRICS = ("batch", "prompt_tokens", "new_tokens", "peak_memory_gb", "usd_per_million",
+                  "perplexity", "bits_per_byte", "exact_match")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _non_finite(value, where: str) -> list[str]:
+    """Paths inside ``value`` that hold NaN or an infinity (json reads both without complaint)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{where} is {value}, not a finite number"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{where}[{i}]")]
+    return []
+
+
+def record_problems(record) -> list[str]:
+    """What is wrong with one record's shape (empty when it is sound): the fields every record
+    has, timing statistics that are tables of numbers, numbers that are numbers (a median stored
+    as the string "12.3" is reported, never dropped silently) and finite."""
+    if not isinstance(record, dict):
+        return [f"a {type(record).__name__}, not a results record (an object)"]
+    out = [f"{key} must be a non-empty string" for key in ("kind", "step")
+           if not (isinstance(record.get(key), str) and record[key])]
+    for key in ("settings", "metrics"):
+        if not isinstance(record.get(key), dict):
+            out.append(f"{key} must be an object, not {type(record.get(key)).__name__}")
+    if record.get("hardware") is not None and not isinstance(record["hardware"], dict):
+        out.append(f"hardware must be an object, not {type(record['hardware']).__name__}")
+    metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+    for key in STAT_METRICS:
+        if metrics.get(key) is None:          # absent, or not taken (TTFT at batch > 1)
+            continue
+        stat = metrics[key]
+        if not isinstance(stat, dict) or "median" not in stat:
+            out.append(f"metrics.{key} must be an object with a median, not {stat!r}")
+            continue
+        out += [f"metrics.{key}.{f} is {stat[f]!r}, not a number" for f in STAT_FIELDS
+                if f in stat and not _is_number(stat[f])]
+    out += [f"metrics.{key} is {metrics[key]!r}, not a number" for key in NUMBER_METRICS
+            if metrics.get(key) is not None and not _is_number(metrics[key])]
+    return out + _non_finite(metrics, "metrics")
+
+
+_REPORTED: set[str] = set()      # problems already told, so a run reports each bad line once
+
+
+def check_writable(path: Path) -> None:
+    """Raise :class:`ResultsPathError` if records cannot be appended at ``path``; checked before
+    any measurement, so an hour of timing is never lost to a path that cannot take it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ResultsPathError(f"results path {path} is a folder; give a file such as "
+                               f"{path / DEFAULT_PATH.name}")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise ResultsPathError(f"results file {path} is read-only; make it writable "
+                                   f"(chmod u+w) or give another file with --results / {ENV_PATH}")
+        return
+    folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ResultsPathError(f"cannot create {path}: {folder} is not a writable folder; give "
+                               f"another file with --results / {ENV_PATH}")
+
+
 def software_versions() -> dict:
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -88,6 +165,20 @@ class ResultsStore:
     def __init__(self, path: str | os.PathLike | None = None):
         # where no path is given, the default's warning (results that would not last) with it
         self.path, self.warning = (Path(path).expanduser(), None) if path else default_path()
+        self._learner_id: str | None = None
+
+    def learner(self) -> dict:
+        """Who records here, stored in every record so a class merge never takes two learners
+        for one (two files may share a name): a random id kept by the store (the one its first
+        records carry) and, when $LLMFLATION_LEARNER is set, a name for the class chart."""
+        if self._learner_id is None:
+            records, _ = self.read() if self.path.is_file() else ([], [])
+            ids = [r["learner"]["id"] for r in records
+                   if isinstance(r.get("learner"), dict) and isinstance(r["learner"].get("id"), str)]
+            import uuid
+            self._learner_id = ids[0] if ids else uuid.uuid4().hex[:12]
+        name = os.environ.get(ENV_LEARNER, "").strip()
+        return dict(id=self._learner_id, **({"name": name} if name else {}))
 
     def __repr__(self) -> str:
         return f"ResultsStore('{self.path}')"
@@ -102,7 +193,7 @@ class ResultsStore:
         if not kind or not step:
             raise ValueError("a record needs a kind and a step name")
         record = dict(schema=SCHEMA, kind=kind, step=step, settings=settings, metrics=metrics,
-                      **(context or run_context(hw)))
+                      learner=self.learner(), **(context or run_context(hw)))
         line = json.dumps(record, default=_jsonable, allow_nan=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+b") as f:
@@ -118,30 +209,44 @@ class ResultsStore:
             os.fsync(f.fileno())
         return record
 
-    def records(self, *, skip_corrupt: bool = False) -> list[dict]:
-        """All records, oldest first. A corrupt line raises :class:`CorruptResultsError`
-        naming the file and line, unless ``skip_corrupt`` (then it is left out with a warning)."""
+    def read(self) -> tuple[list[dict], list[str]]:
+        """(the sound records, oldest first; one message per line left out, naming file, line
+        and what is wrong). A torn last line (a crash mid-write) is one such line."""
         if not self.path.exists():
-            return []
-        out = []
+            return [], []
+        if self.path.is_dir():
+            raise ResultsPathError(f"results path {self.path} is a folder, not a results file")
+        out, problems = [], []
         for number, line in enumerate(self.path.read_text(encoding="utf-8", errors="replace")
                                       .splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-                if not isinstance(record, dict) or "kind" not in record or "metrics" not in record:
-                    raise ValueError("not a results record")
             except ValueError as err:
-                message = (f"{self.path}, line {number}: unreadable record ({err}). The file was not "
-                           f"changed; fix or delete that line, or read with skip_corrupt=True.")
-                if not skip_corrupt:
-                    raise CorruptResultsError(message) from None
+                found = [f"not JSON ({err}; a torn write from a crash looks like this)"]
+            else:
+                found = record_problems(record)
+            if found:
+                problems.append(f"{self.path}, line {number}: " + "; ".join(found))
+            else:
+                out.append(record)
+        return out, problems
+
+    def records(self, *, skip_corrupt: bool = False) -> list[dict]:
+        """All sound records, oldest first. A bad line raises :class:`CorruptResultsError`
+        naming the file, the line and what is wrong, unless ``skip_corrupt`` (then it is left
+        out with a warning, given once per run). The file is never changed."""
+        records, problems = self.read()
+        if problems and not skip_corrupt:
+            raise CorruptResultsError("\n".join(problems) + "\nThe file was not changed; fix or delete "
+                                      "those lines, or read with skip_corrupt=True (--skip-corrupt).")
+        for message in problems:
+            if message not in _REPORTED:
+                _REPORTED.add(message)
                 import warnings
-                warnings.warn(message, stacklevel=2)
-                continue
-            out.append(record)
-        return out
+                warnings.warn(f"left out: {message}", stacklevel=2)
+        return records
 
     def latest(self, step: str) -> dict | None:
         """The newest record for ``step``, or None."""
