@@ -21,6 +21,8 @@ import contextlib
 import types
 
 REPEAT_KV = "sdpa_repeat_kv"
+# the attn_implementation names the kit loads with (profiles are checked against them)
+IMPLEMENTATIONS = ("eager", "sdpa", REPEAT_KV, "flash_attention_2")
 
 # SDPA backend (torch.nn.attention.SDPBackend member) -> name in Hardware.sdpa_backends
 BACKEND_NAMES = {"FLASH_ATTENTION": "flash", "EFFICIENT_ATTENTION": "efficient",

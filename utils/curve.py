@@ -19,6 +19,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from . import cli
 from .cost import cost_per_million
 from .data import gpu, historical_prices
 from .results import CorruptResultsError, ResultsStore
@@ -264,6 +265,7 @@ def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float,
     return paths
 
 
+@cli.command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Write your cost curve (CSV and PNG).")
     parser.add_argument("--results", help="results file (default: results/my_results.jsonl)")

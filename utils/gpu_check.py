@@ -31,6 +31,7 @@ import time
 import traceback
 from pathlib import Path
 
+from . import cli
 from .cost import roofline_tokens_per_s
 from .data import gpu, gpu_key_for
 from .hardware import Hardware, detect_hardware, synchronize
@@ -413,6 +414,7 @@ def write_report(out: Path) -> Path:
     return path
 
 
+@cli.command
 def main(argv=None) -> int:
     from . import rehearsal
 

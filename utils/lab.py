@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import benchmark, curve, preflight
+from . import benchmark, cli, curve, preflight
 from .data import gpu, price_key
 from .hardware import detect_hardware
 from .profiles import load_profile
@@ -37,6 +37,7 @@ def run_notebooks(folder: Path, out: Path, gpu: bool = False) -> bool:
     return ok
 
 
+@cli.command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile")
@@ -46,19 +47,29 @@ def main(argv=None) -> int:
 
     hw = detect_hardware()
     profile = load_profile(args.profile, hw)
-    checks = preflight.preflight(profile, hw)
+    store = ResultsStore(args.results)
+    checks = preflight.preflight(profile, hw, results=store.path)
     for check in checks:
         print(check)
     if any(c.blocking for c in checks):
         print("preflight failed: see the lines marked 'this blocks the run' above", file=sys.stderr)
         return 1
-    argv_bench = ["--profile", profile.name] + (["--results", args.results] if args.results else [])
-    benchmark.main(argv_bench)
-    store = ResultsStore(args.results)
+    argv_bench = ["--profile", profile.name, "--results", str(store.path)]
+    measured = benchmark.main(argv_bench) == 0
     key = price_key(hw, profile)
     price = gpu(key)["price_per_hour_usd"]
-    csv_path, png_path = curve.write_curve(store, store.path.parent, price, log=print)
+    # bad lines (a torn last line after a crash) were reported once, by the benchmark's first read;
+    # the curve is drawn from the sound records and the file is left as it is
+    try:
+        csv_path, png_path = curve.write_curve(store, store.path.parent, price, skip_corrupt=True, log=print)
+    except ValueError as err:             # nothing measured at all
+        print(f"no cost curve written: {err}", file=sys.stderr)
+        return 1
     print(f"cost curve at ${price}/h ({key} default): {csv_path}, {png_path}")
+    if not measured:
+        print("the benchmark did not measure everything (see above); the curve shows what it did",
+              file=sys.stderr)
+        return 1
     if args.notebooks and not run_notebooks(REPO / "solutions", REPO / "results" / "executed",
                                               gpu=hw.device == "cuda"):
         return 1

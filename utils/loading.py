@@ -75,6 +75,25 @@ def local_path(ref: ModelRef) -> Path | None:
     return path
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_weights(path: Path) -> None:
+    """Refuse a model folder the kit will not load, before loading: one with no safetensors
+    weights, saying so, and why a pickle checkpoint (``pytorch_model.bin``) is refused."""
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelLoadError(
+            f"model folder {path} holds only a pickle checkpoint ({', '.join(pickles)}). The kit loads "
+            f"safetensors only: unpickling a file can run any code it contains. Convert it once where "
+            f"you trust the file (load it with transformers, then save_pretrained(folder, "
+            f"safe_serialization=True)), or use a model published as safetensors.")
+    raise ModelLoadError(f"model folder {path} has a config.json but no *.safetensors weights; "
+                         f"copy the whole model folder, or give a hub id instead")
+
+
 def model_config(ref: ModelRef) -> dict:
     """config.json as a dict: local file, the shipped table, or (last) a small hub download.
     Under the reduced rehearsal (utils.rehearsal) the same architecture, shrunk."""
@@ -142,7 +161,7 @@ def quantization_config(precision: str, compute_dtype: str):
                               bnb_4bit_compute_dtype=getattr(torch, compute_dtype))
 
 
-ATTENTION = ("eager", "sdpa", attention.REPEAT_KV, "flash_attention_2")
+ATTENTION = attention.IMPLEMENTATIONS
 
 
 def check_attention(attn: str, hw: Hardware) -> None:
@@ -328,6 +347,8 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     source = local_path(ref)
     if random_weights:
         source = random_source(ref, config, source)
+    elif source is not None:
+        check_weights(source)
     elif source is None:               # a hub model: download once, with progress shown
         from .downloads import fetch
         with hub_errors(ref):

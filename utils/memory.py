@@ -5,7 +5,11 @@ Formulas (stated so a learner can check them by hand):
 * parameters, Llama/Qwen family: embeddings ``V*h`` (+ ``V*h`` for an untied
   LM head); per layer attention ``h*(n_q*d) + 2*h*(n_kv*d) + (n_q*d)*h``
   (+ q/k/v biases for Qwen2), MLP ``3*h*i``, RMSNorms ``2*h`` (+ ``2*d`` q/k
-  norms for Qwen3).
+  norms for Qwen3). GPT-2 and GPT-NeoX (Pythia) have a plain MLP ``2*h*i``,
+  biases on every linear layer, LayerNorms with a bias (``2*h`` each) and,
+  GPT-2, learned positions ``P*h``. The config is read through transformers'
+  config class, so other key names (GPT-2's ``n_head``) mean the same; an
+  architecture outside :data:`ARCHITECTURES` is refused before loading.
 * weight bytes: fp32 4, fp16/bf16 2 per parameter. bitsandbytes quantizes only
   the linear layers inside the blocks; embeddings, LM head and norms stay in the
   compute dtype. int8 (LLM.int8) stores 1 byte per weight plus one fp32 scale
@@ -40,6 +44,16 @@ class ModelTooLargeError(MemoryError):
     """Raised before loading when the predicted memory exceeds what is available."""
 
 
+class UnsupportedArchitecture(ValueError):
+    """A model whose memory the kit cannot predict (said before anything is loaded)."""
+
+
+# model_type -> (MLP gated, plain-transformer layout: biases everywhere, LayerNorm, fused qkv).
+# Each one's parameter count is checked against transformers' own in tests/test_bad_input.py.
+ARCHITECTURES = {"llama": (True, False), "mistral": (True, False), "qwen2": (True, False),
+                 "qwen3": (True, False), "gpt2": (False, True), "gpt_neox": (False, True)}
+
+
 def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
@@ -60,35 +74,50 @@ class ModelShape:
     head_dim: int
     qkv_bias: bool = False
     qk_norm: bool = False
+    gated_mlp: bool = True       # gate, up, down (Llama); False: up, down (GPT-2, GPT-NeoX)
+    plain: bool = False          # GPT-2/NeoX layout: fused qkv, biases everywhere, LayerNorm
+    positions: int = 0           # learned position embeddings (GPT-2)
+    o_bias: bool = False         # Llama's attention_bias also biases the output projection
 
     @classmethod
     def from_config(cls, cfg) -> "ModelShape":
-        """From a config.json dict or a transformers ``PretrainedConfig``."""
-        if not isinstance(cfg, dict):
-            cfg = cfg.to_dict()
-        heads = cfg["num_attention_heads"]
-        model_type = cfg.get("model_type", "")
+        """From a config.json dict or a transformers ``PretrainedConfig`` of a supported
+        architecture; raises :class:`UnsupportedArchitecture` for any other."""
+        if isinstance(cfg, dict):
+            cfg = _config_object(cfg)
+        model_type = getattr(cfg, "model_type", "")
+        gated, plain = ARCHITECTURES[model_type]
+        hidden, heads = cfg.hidden_size, cfg.num_attention_heads
+        intermediate = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * hidden
+        attention_bias = bool(getattr(cfg, "attention_bias", False)) and not plain
         return cls(
-            hidden=cfg["hidden_size"], intermediate=cfg["intermediate_size"],
-            layers=cfg["num_hidden_layers"], heads=heads,
-            kv_heads=cfg.get("num_key_value_heads") or heads, vocab=cfg["vocab_size"],
-            tied=bool(cfg.get("tie_word_embeddings", False)),
-            head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
-            qkv_bias=model_type == "qwen2" or bool(cfg.get("attention_bias", False)),
-            qk_norm=model_type == "qwen3")
+            hidden=hidden, intermediate=intermediate, layers=cfg.num_hidden_layers, heads=heads,
+            kv_heads=getattr(cfg, "num_key_value_heads", None) or heads, vocab=cfg.vocab_size,
+            tied=bool(getattr(cfg, "tie_word_embeddings", False)),
+            head_dim=getattr(cfg, "head_dim", None) or hidden // heads,
+            qkv_bias=model_type == "qwen2" or attention_bias or plain, o_bias=attention_bias,
+            qk_norm=model_type == "qwen3", gated_mlp=gated, plain=plain,
+            positions=getattr(cfg, "n_positions", 0) if model_type == "gpt2" else 0)
 
     @property
     def linear_params_per_layer(self) -> int:
         q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
         attn = self.hidden * q + 2 * self.hidden * kv + q * self.hidden
-        bias = (q + 2 * kv) if self.qkv_bias else 0
-        return attn + bias + 3 * self.hidden * self.intermediate
+        bias = ((q + 2 * kv) if self.qkv_bias else 0) + (self.hidden if self.o_bias or self.plain else 0)
+        mlp = (3 if self.gated_mlp else 2) * self.hidden * self.intermediate
+        mlp_bias = self.intermediate + self.hidden if self.plain else 0
+        return attn + bias + mlp + mlp_bias
+
+    @property
+    def linear_layers_per_layer(self) -> int:
+        """Linear modules per block: q, k, v, o, gate, up, down (7); fused qkv, o, up, down (4)."""
+        return 4 if self.plain else 7 if self.gated_mlp else 6
 
     @property
     def linear_out_features_per_layer(self) -> int:
-        """Output rows of q, k, v, o, gate, up, down: int8 keeps one fp32 scale per row."""
+        """Output rows of the block's linear layers: int8 keeps one fp32 scale per row."""
         q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        return q + 2 * kv + self.hidden + 2 * self.intermediate + self.hidden
+        return q + 2 * kv + self.hidden + (2 if self.gated_mlp else 1) * self.intermediate + self.hidden
 
     @property
     def linear_params(self) -> int:
@@ -97,9 +126,10 @@ class ModelShape:
     @property
     def other_params(self) -> int:
         """Embeddings, LM head and norms: never quantized by bitsandbytes."""
-        embed = self.vocab * self.hidden * (1 if self.tied else 2)
-        norms = self.layers * (2 * self.hidden + (2 * self.head_dim if self.qk_norm else 0))
-        return embed + norms + self.hidden
+        embed = self.vocab * self.hidden * (1 if self.tied else 2) + self.positions * self.hidden
+        per_norm = 2 * self.hidden if self.plain else self.hidden      # LayerNorm has a bias
+        norms = self.layers * (2 * per_norm + (2 * self.head_dim if self.qk_norm else 0))
+        return embed + norms + per_norm
 
     @property
     def params(self) -> int:
@@ -107,6 +137,18 @@ class ModelShape:
 
     def kv_bytes_per_token(self, kv_dtype: str = "float16") -> float:
         return 2 * self.layers * self.kv_heads * self.head_dim * BYTES_16[kv_dtype]
+
+
+def _config_object(cfg: dict):
+    """A config.json dict as transformers' config class reads it (attribute names normalised)."""
+    model_type = cfg.get("model_type")
+    if model_type not in ARCHITECTURES:
+        raise UnsupportedArchitecture(
+            f"architecture {model_type!r} is not one whose memory the kit can predict "
+            f"({', '.join(ARCHITECTURES)}); nothing was loaded. Use a model of a supported "
+            f"architecture, or add its layout to utils/memory.py with a test")
+    from transformers import AutoConfig
+    return AutoConfig.for_model(model_type, **{k: v for k, v in cfg.items() if k != "model_type"})
 
 
 @dataclass(frozen=True)
@@ -128,7 +170,7 @@ def weight_bytes(shape: ModelShape, precision: str, compute_dtype: str = "float1
     scales = 4 * shape.layers * shape.linear_out_features_per_layer if precision == "int8" else 0
     # each 4-bit layer also keeps its 16-entry code table (fp32), and with double
     # quantization a 256-entry table and an offset for the absmax values
-    tables = 7 * shape.layers * ((64 if precision != "int8" else 0) + (1028 if precision.endswith("-dq") else 0))
+    tables = shape.linear_layers_per_layer * shape.layers * ((64 if precision != "int8" else 0) + (1028 if precision.endswith("-dq") else 0))
     return (shape.linear_params * QUANT_LINEAR_BYTES[precision] + scales + tables
             + shape.other_params * BYTES_16[compute_dtype])
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from . import cli
 from .downloads import download_gb, is_hub
 from .hardware import Hardware, available_gb, detect_hardware, has_internet
-from .loading import ModelLoadError, model_config
-from .memory import ModelShape, ModelTooLargeError, check_fits, predict_memory
+from .loading import ModelLoadError, check_weights, local_path, model_config
+from .memory import ModelShape, ModelTooLargeError, UnsupportedArchitecture, check_fits, predict_memory
 from .profiles import Profile, load_profile
+from .results import ResultsPathError, ResultsStore, check_writable
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ def candidate_precisions(profile: Profile, hw: Hardware, role: str = "target") -
     return list(dict.fromkeys([hw.compute_dtype, *extra]))
 
 
+def random_weights() -> bool:
+    from . import rehearsal
+    return rehearsal.mode() is not None
+
+
 def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[Check]:
     checks = []
     available = available_gb(hw)
@@ -49,7 +57,10 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
         ref = getattr(profile, role)
         try:
             shape = ModelShape.from_config(model_config(ref))
-        except ModelLoadError as err:
+            folder = local_path(ref)
+            if folder is not None and not random_weights():
+                check_weights(folder)
+        except (ModelLoadError, UnsupportedArchitecture) as err:
             checks.append(Check(f"{role} {ref.id}", False, str(err), blocking=True))
             continue
         fits_somewhere = False
@@ -118,11 +129,28 @@ def attention_checks(hw: Hardware) -> list[Check]:
     return [Check("attention", True, msg), Check("FlashAttention-2", True, fa2)]
 
 
-def preflight(profile: Profile | None = None, hw: Hardware | None = None) -> list[Check]:
+def results_check(path: Path) -> Check:
+    """Whether the results file can take records and be read back: checked before any measurement."""
+    try:
+        check_writable(path)
+        records, problems = ResultsStore(path).read()
+    except (ResultsPathError, OSError) as err:
+        return Check("results", False, str(err), blocking=True)
+    if problems:
+        return Check("results", False, f"{path}: {len(problems)} unreadable line(s), left out of the curve "
+                                       f"and never changed (first: {problems[0].removeprefix(f'{path}, ')})")
+    return Check("results", True, f"{path} ({len(records)} records)")
+
+
+def preflight(profile: Profile | None = None, hw: Hardware | None = None,
+              results: Path | None = None) -> list[Check]:
+    """Every check, in order; ``results`` (a results file path) adds the check of that path."""
     hw = hw or detect_hardware()
     profile = profile or load_profile(hw=hw)
     checks = [Check("hardware", True, hw.summary()),
               Check("profile", True, f"{profile.name}: {profile.description}")]
+    if results is not None:
+        checks.append(results_check(Path(results)))
     if profile.device == "cuda" and hw.device != "cuda":
         checks.append(Check("GPU", False, f"profile '{profile.name}' needs a CUDA GPU and none was "
                                           f"detected. Use LLMFLATION_PROFILE=offline (or cpu with internet).",
@@ -131,14 +159,21 @@ def preflight(profile: Profile | None = None, hw: Hardware | None = None) -> lis
             + memory_checks(profile, hw) + network_checks(profile) + attention_checks(hw))
 
 
+@cli.command
 def main(argv=None) -> int:
     import argparse
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile")
+    parser.add_argument("--results", help="results file (default: results/my_results.jsonl)")
     args = parser.parse_args(argv)
     hw = detect_hardware()
-    for check in preflight(load_profile(args.profile, hw), hw):
+    checks = preflight(load_profile(args.profile, hw), hw, results=ResultsStore(args.results).path)
+    for check in checks:
         print(check)
+    blocking = [c.name for c in checks if c.blocking]
+    if blocking:
+        print(f"preflight: {', '.join(blocking)} block(s) the run (see above)")
+        return 1
     return 0
 
 

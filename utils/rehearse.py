@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import emulate, rehearsal
+from . import cli, emulate, rehearsal
 from .rehearsal import LABEL
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,6 +126,7 @@ def report(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@cli.command
 def main(argv=None) -> int:
     """Run the rehearsal; this process's environment is left as it was found."""
     saved = dict(os.environ)
