@@ -22,6 +22,13 @@ Each record names the step it built on (``settings["builds_on"]``).
 Results measured with ``--random-weights`` are labelled so in every record;
 their speed and memory are real, their quality figures are meaningless and are
 not measured.
+
+A step that cannot be measured (a model that does not fit or cannot load, a
+draft with another tokenizer, an impossible timing, a non-finite logit) stops
+with its reason and records nothing; the next step still runs. A step that runs
+past its time budget (the profile's ``step_budget_s``, else
+:data:`STEP_BUDGET_S`; checked before each measurement) stops there, keeping
+what it recorded. The command then exits with status 1 and lists the stopped steps.
 """
 
 from __future__ import annotations
@@ -29,20 +36,31 @@ from __future__ import annotations
 import argparse
 import time
 
+from . import cli
 from .hardware import Hardware, configure_threads, detect_hardware
-from .loading import Loaded, free, load_model
-from .measure import measure_generation
+from .loading import Loaded, ModelLoadError, free, load_model
+from .measure import ImpossibleTimingError, measure_generation
 from .memory import BYTES_16, ModelTooLargeError
 from .preflight import fitting_precision
 from .profiles import Profile, load_profile
-from .quality import completion_items, exact_match, heldout_text, perplexity
+from .quality import NonFiniteError, completion_items, exact_match, heldout_text, perplexity
 from .quiet import quiet_transformers
-from .results import ResultsStore, run_context
-from .speculative import AcceptanceRecorder, set_draft_length
+from .results import ResultsStore, check_writable, run_context
+from .speculative import AcceptanceRecorder, PairError, check_pair, set_draft_length
 from .steps import build_on
 
 PPL_TOKENS = 4096      # held-out tokens scored for perplexity
 EM_ITEMS = 40          # code-completion questions (as in the notebooks)
+STEP_BUDGET_S = 1800   # seconds a step may run unless its profile says otherwise (step_budget_s)
+
+
+class BudgetExceeded(RuntimeError):
+    """A step that ran past its time budget: stopped before its next measurement."""
+
+
+# what stops one step (with its reason) and lets the next one run
+STEP_STOPS = (ModelTooLargeError, ModelLoadError, PairError, ImpossibleTimingError, NonFiniteError,
+              BudgetExceeded)
 
 
 class Bench:
@@ -55,6 +73,28 @@ class Bench:
         self.text = heldout_text()
         self.context = run_context(hw)  # one context for the whole run
         self.target_precision = fitting_precision(profile, hw)
+        self.budget_s = float(profile.extra.get("step_budget_s", STEP_BUDGET_S))
+        self.step_started = time.perf_counter()
+        self.stopped: list[str] = []      # "step: reason" for each step that stopped
+
+    def guarded(self, step: str, work, *args) -> None:
+        """Run one step's ``work``; a reason it cannot be measured stops that step alone, said so."""
+        self.step_started = time.perf_counter()
+        try:
+            work(*args)
+        except STEP_STOPS as err:
+            self.stopped.append(f"{step}: {err}")
+            self.log(f"[{step}] STOPPED: {err}")
+        finally:
+            free(None)                   # return a stopped step's memory before the next one
+
+    def check_budget(self) -> None:
+        spent = time.perf_counter() - self.step_started
+        if spent > self.budget_s:
+            raise BudgetExceeded(
+                f"ran {spent:.0f} s, past its budget of {self.budget_s:.0f} s; the measurements before "
+                f"this point are recorded. This architecture or machine is slower than the profile "
+                f"expects: use fewer settings, or raise step_budget_s in the profile")
 
     def base(self, step: str) -> dict:
         """What ``step`` builds on: the cheapest configuration measured so far here (utils.steps)."""
@@ -78,6 +118,7 @@ class Bench:
     def generation(self, loaded: Loaded, *, prompt_tokens: int | None = None, batch: int = 1,
                    **generate_kwargs):
         p = self.profile
+        self.check_budget()
         return measure_generation(
             loaded.model, loaded.tokenizer, self.text,
             prompt_tokens=prompt_tokens or p.prompt_tokens[0], new_tokens=p.new_tokens,
@@ -125,6 +166,12 @@ class Bench:
         base = self.base("+ speculative")
         target = self.load("target", base["precision"], base["attn_implementation"])
         draft = self.load("draft")
+        try:
+            check_pair(target.model.config, draft.model.config, target.tokenizer, draft.tokenizer)
+        except PairError:
+            free(draft)
+            free(target)
+            raise
         for gamma in self.profile.draft_lengths:
             set_draft_length(draft.model, gamma)
             m = self.generation(target, assistant_model=draft.model)
@@ -158,25 +205,27 @@ class Bench:
             self.log(f"[+ batching] batch {b}: {m.e2e_tok_s.median:.1f} tok/s")
         free(loaded)
 
-    def run(self, steps: list[str]) -> None:
+    def run(self, steps: list[str]) -> list[str]:
+        """Run ``steps``; returns the stopped ones with their reasons (empty: all measured)."""
         if "baseline" in steps:
-            self.model_at("larger baseline", "baseline", None)
+            self.guarded("larger baseline", self.model_at, "larger baseline", "baseline", None)
         if "precision" in steps:
-            self.model_at("target", "target", None)
+            self.guarded("target", self.model_at, "target", "target", None)
             for prec in self.profile.precisions:
                 if prec not in BYTES_16 and prec != self.target_precision:   # measured as "target"
-                    self.model_at("+ 8-bit" if prec == "int8" else "+ 4-bit", "target", prec)
-        if "attention" in steps:
-            self.attention()
-        if "speculative" in steps:
-            self.speculative()
-        if "batching" in steps:
-            self.batching()
+                    step = "+ 8-bit" if prec == "int8" else "+ 4-bit"
+                    self.guarded(step, self.model_at, step, "target", prec)
+        for name, step in (("attention", "+ attention"), ("speculative", "+ speculative"),
+                           ("batching", "+ batching")):
+            if name in steps:
+                self.guarded(step, getattr(self, name))
+        return self.stopped
 
 
 STEPS = ["baseline", "precision", "attention", "speculative", "batching"]
 
 
+@cli.command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Run the LLMflation Lab benchmark headless.")
     parser.add_argument("--profile", help="profile name (default: $LLMFLATION_PROFILE or auto)")
@@ -193,13 +242,18 @@ def main(argv=None) -> int:
     hw = detect_hardware()
     profile = load_profile(args.profile, hw)
     store = ResultsStore(args.results)
+    check_writable(store.path)           # before an hour of measuring, not after
     if hw.device == "cpu":
         print(f"threads:  {configure_threads(hw)}")
     print(f"hardware: {hw.summary()}\nprofile:  {profile.name} - {profile.description}\n"
           f"results:  {store.path}" + (f"\nRANDOM WEIGHTS: {rehearsal.LABEL}" if args.random_weights else ""))
     start = time.perf_counter()
-    Bench(profile, hw, store, random_weights=args.random_weights).run(args.steps)
+    stopped = Bench(profile, hw, store, random_weights=args.random_weights).run(args.steps)
     print(f"done in {time.perf_counter() - start:.0f}s; results in {store.path}")
+    if stopped:
+        print(f"{len(stopped)} step(s) stopped, nothing recorded past each stop:\n  "
+              + "\n  ".join(stopped))
+        return 1
     return 0
 
 

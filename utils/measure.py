@@ -178,6 +178,10 @@ def _generate(model, inputs, new_tokens: int, device: str, streamer=None, **kwar
     return time.perf_counter() - start
 
 
+class ImpossibleTimingError(ValueError):
+    """A timing that cannot be a measurement (no decode time left to divide by): refused, never clamped."""
+
+
 def measure_generation(model, tokenizer, text: str, *, prompt_tokens: int, new_tokens: int,
                        batch: int = 1, warmup: int = 1, repeats: int = 3, device: str = "cpu",
                        **generate_kwargs) -> Measurement:
@@ -205,7 +209,7 @@ def measure_generation(model, tokenizer, text: str, *, prompt_tokens: int, new_t
                 itl += [b - a for a, b in zip(streamer.times, streamer.times[1:])]
     bad = [i for i, (t, p) in enumerate(zip(total, prefill)) if not t > p > 0]
     if bad:
-        raise ValueError(
+        raise ImpossibleTimingError(
             f"impossible timing in repeat {bad[0] + 1}: generating 1 token took "
             f"{prefill[bad[0]]:.4f} s but {new_tokens} tokens took {total[bad[0]]:.4f} s, so there is "
             f"no decode time to divide by. The first runs were probably still warming up (warmup="

@@ -36,20 +36,42 @@ def set_draft_length(draft_model, n: int, schedule: str = "constant",
         config.assistant_confidence_threshold = confidence_threshold
 
 
-def check_pair(target_config, draft_config) -> None:
-    """Refuse a draft whose vocabulary differs from the target's.
+class PairError(ValueError):
+    """A draft that cannot speak for the target: another vocabulary size or another tokenizer."""
+
+
+def check_pair(target_config, draft_config, target_tokenizer=None, draft_tokenizer=None) -> None:
+    """Refuse a draft whose vocabulary (and, given both, tokenizer) differs from the target's.
 
     Plain assisted generation compares token ids, so both models need the same
     embedding size. Qwen2.5-0.5B (151,936) and Qwen2.5-7B (152,064) share a
     tokenizer but not a vocabulary size; transformers then falls back to the
-    slower universal assisted decoding, or fails.
+    slower universal assisted decoding, or fails. The same size is not enough:
+    two tokenizers of one size map text to different ids, the target then
+    rejects the draft's proposals for reasons that have nothing to do with
+    speculative decoding, and the acceptance rate measured means nothing. With
+    the tokenizers given, every token-to-id entry and the special tokens must match.
     """
     def vocab(cfg):
         return cfg["vocab_size"] if isinstance(cfg, dict) else cfg.vocab_size
     if vocab(target_config) != vocab(draft_config):
-        raise ValueError(f"draft vocab {vocab(draft_config):,} != target vocab {vocab(target_config):,}: "
-                         f"choose a draft with the same embedding size (e.g. Qwen3-0.6B for Qwen3-8B), "
-                         f"or pass tokenizer= and assistant_tokenizer= for universal assisted decoding")
+        raise PairError(f"draft vocab {vocab(draft_config):,} != target vocab {vocab(target_config):,}: "
+                        f"choose a draft with the same embedding size (e.g. Qwen3-0.6B for Qwen3-8B), "
+                        f"or pass tokenizer= and assistant_tokenizer= for universal assisted decoding")
+    if target_tokenizer is None or draft_tokenizer is None:
+        return
+    ours, theirs = target_tokenizer.get_vocab(), draft_tokenizer.get_vocab()
+    differ = sorted(t for t in ours.keys() | theirs.keys() if ours.get(t) != theirs.get(t))
+    special = [name for name in ("bos_token_id", "eos_token_id", "pad_token_id")
+               if getattr(target_tokenizer, name, None) != getattr(draft_tokenizer, name, None)]
+    if differ or special:
+        example = (f"e.g. {differ[0]!r} is id {ours.get(differ[0])} for the target and "
+                   f"{theirs.get(differ[0])} for the draft" if differ else
+                   f"the special tokens differ: {', '.join(special)}")
+        raise PairError(f"same vocabulary size, different tokenizers: {len(differ):,} tokens map to other "
+                        f"ids ({example}). The target would reject the draft's tokens for that reason "
+                        f"alone and the acceptance rate would mean nothing: choose a draft trained with "
+                        f"the target's tokenizer")
 
 
 @dataclass

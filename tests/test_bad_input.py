@@ -1,0 +1,335 @@
+"""The bad-input battery: what a new user gets wrong, and what the kit says back.
+
+One section per case. Each case checks the message (what is wrong, where, what to do), that a
+command exits non-zero without a traceback, and that nothing was lost or overwritten.
+
+ 1. profiles validated when read        6. price                   (test_curve_classroom.py
+ 2. impossible measurements refused     7. paths                    holds the price cases too)
+ 3. `make lab` after a crash            8. draft/target tokenizers
+ 4. class merge                         9. architectures
+ 5. record schema                      10. time budget
+"""
+
+import json
+import types
+
+import pytest
+
+from utils import benchmark, classroom, lab, preflight
+from utils.results import CorruptResultsError, ResultsStore
+
+GOOD = """
+[mine]
+description    = "offline models, minimal settings"
+device         = "cpu"
+target         = { id = "offline:target",   revision = "local" }
+draft          = { id = "offline:draft",    revision = "local" }
+baseline       = { id = "offline:baseline", revision = "local" }
+precisions     = ["float32"]
+attention      = ["sdpa"]
+prompt_tokens  = [16]
+new_tokens     = 4
+warmup         = 1
+repeats        = 1
+batch_sizes    = [1]
+draft_lengths  = [2]
+gpu_price_key  = "cpu-laptop"
+"""
+
+
+def profile_file(tmp_path, monkeypatch, text=GOOD, **replace):
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    monkeypatch.setenv("LLMFLATION_PROFILES_FILE", str(path))
+    return path
+
+
+def add(store, step="target", rate=100.0, gpu_name=None, profile="offline", **metrics):
+    hw = {"gpu_name": gpu_name, "vram_gb": 15.0 if gpu_name else None}
+    return store.append("benchmark", step=step, settings=dict(model="m", precision="nf4", profile=profile),
+                        metrics=dict({"e2e_tok_s": {"median": rate}, "batch": 1}, **metrics),
+                        context={"timestamp": "2026-11-23T00:00:00+00:00", "hardware": hw})
+
+
+# --- 1. profiles are validated when read -------------------------------------------------
+def test_every_fault_of_a_profile_is_reported_at_once_with_file_and_name(tmp_path, monkeypatch):
+    from utils.profiles import ProfileError, get_profile
+    path = profile_file(tmp_path, monkeypatch, **{
+        "repeats        = 1": 'repeats        = "three"',
+        'precisions     = ["float32"]': 'precisions     = "nf4"',
+        "new_tokens     = 4": "new_tokens     = -5",
+        'attention      = ["sdpa"]': 'attention      = ["sdpa", "flash"]',
+        '"cpu-laptop"': '"V100"',
+        'revision = "local" }\ndraft': 'revision = "local", trust = true }\ndraft',
+        "warmup         = 1": "warmup         = 0\nbatchsize = 4"})
+    with pytest.raises(ProfileError) as err:
+        get_profile("mine")
+    message = str(err.value)
+    assert "profile 'mine'" in message and str(path) in message
+    for fault in ("repeats = 'three'", "precisions = 'nf4'", "new_tokens = -5", "unknown name 'flash'",
+                  "gpu_price_key = 'V100'", "target: unknown key 'trust'", "warmup = 0",
+                  "unknown key 'batchsize'"):
+        assert fault in message, fault
+    assert message.count("\n  - ") == 8
+
+
+def test_a_bad_profile_stops_preflight_and_lab_with_the_message_and_no_ok_lines(tmp_path, monkeypatch, capsys):
+    profile_file(tmp_path, monkeypatch, **{"repeats        = 1": "repeats        = 0"})
+    assert preflight.main(["--profile", "mine"]) == 2
+    out, err = capsys.readouterr()
+    assert "[ok]" not in out and "error: profile 'mine'" in err and "repeats = 0" in err
+    assert "Traceback" not in err
+    assert lab.main(["--profile", "nope", "--results", str(tmp_path / "r.jsonl")]) == 2
+    assert "unknown profile 'nope'. Valid profiles:" in capsys.readouterr().err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_every_shipped_profile_passes_the_checks():
+    from utils.profiles import _read_tables, problems
+    assert {name: problems(table) for name, table in _read_tables().items()} == \
+        {name: [] for name in _read_tables()}
+
+
+# --- 2. impossible measurements are refused, and the benchmark goes on --------------------
+def test_a_step_that_cannot_be_measured_stops_alone_with_its_reason(tmp_path, monkeypatch, cpu_hw):
+    from utils.measure import ImpossibleTimingError
+    profile_file(tmp_path, monkeypatch)
+    from utils.profiles import get_profile
+    bench = benchmark.Bench(get_profile("mine"), cpu_hw, ResultsStore(tmp_path / "r.jsonl"), log=print)
+    ran = []
+
+    def impossible():
+        raise ImpossibleTimingError("impossible timing in repeat 1: ... Nothing was recorded.")
+    bench.guarded("+ batching", impossible)
+    bench.guarded("+ attention", lambda: ran.append("next"))
+    assert bench.stopped == ["+ batching: impossible timing in repeat 1: ... Nothing was recorded."]
+    assert ran == ["next"] and not (tmp_path / "r.jsonl").exists()
+
+
+# --- 3. `make lab` after a crash: a torn last line ----------------------------------------
+def test_lab_after_a_torn_last_line_appends_draws_the_curve_and_reports_the_line_once(tmp_path, monkeypatch,
+                                                                                    capsys, recwarn):
+    results = tmp_path / "r.jsonl"
+    add(ResultsStore(results), "larger baseline", 50.0)
+    with open(results, "a") as f:
+        f.write('{"schema": 1, "kind": "bench')            # the crash, mid-write
+
+    def fake_benchmark(argv):                               # what the benchmark does first: read, append
+        store = ResultsStore(argv[argv.index("--results") + 1])
+        store.records(skip_corrupt=True)
+        add(store, "target", 100.0)
+        return 0
+    monkeypatch.setattr(benchmark, "main", fake_benchmark)
+    before = results.read_text()
+    assert lab.main(["--profile", "offline", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert results.read_text().startswith(before)           # nothing rewritten, the torn line kept
+    assert (tmp_path / "cost_curve.csv").read_text().count("\n") == 3     # header, baseline, target
+    told = [w for w in recwarn if "line 2" in str(w.message)] + \
+           [line for line in out.splitlines() if "line 2" in line and "[!!] results" not in line]
+    assert len(told) == 1 and "torn write" in str(told[0].message)
+    assert "[!!] results" in out and "1 unreadable line" in out              # preflight said so too
+
+
+# --- 4. class merge -----------------------------------------------------------------------
+def test_two_learners_whose_files_share_a_name_stay_two(tmp_path):
+    for folder, rate in (("a", 100.0), ("b", 300.0)):
+        (tmp_path / folder).mkdir()
+        add(ResultsStore(tmp_path / folder / "me.jsonl"), "target", rate)
+    rows = classroom.merge([tmp_path / "a" / "me.jsonl", tmp_path / "b" / "me.jsonl"], log=print)
+    assert sorted((r["learner"], r["tokens_per_s"]) for r in rows) == [("a/me", 100.0), ("b/me", 300.0)]
+
+
+def test_the_learner_id_is_stored_and_a_copied_file_is_one_learner_said_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMFLATION_LEARNER", "Ada")
+    store = ResultsStore(tmp_path / "ada.jsonl")
+    first = add(store, "target", 100.0)
+    assert add(ResultsStore(store.path), "+ 4-bit", 200.0)["learner"] == first["learner"]   # after a restart
+    assert first["learner"]["name"] == "Ada" and len(first["learner"]["id"]) == 12
+    (tmp_path / "copy.jsonl").write_text(store.path.read_text())
+    messages = []
+    rows = classroom.merge([store.path, tmp_path / "copy.jsonl"], log=messages.append)
+    assert {r["learner"] for r in rows} == {"Ada"}
+    assert any("same learner id" in m and "merged as one learner" in m for m in messages)
+
+
+def test_every_file_or_line_left_out_is_named_with_its_reason(tmp_path):
+    good = ResultsStore(tmp_path / "bob.jsonl")
+    add(good, "target", 100.0, profile="cpu")
+    add(good, "target", 120.0)                              # the newest profile wins: offline
+    with open(good.path, "a") as f:                         # one bad line does not lose bob
+        f.write(json.dumps(dict(kind="benchmark", step="target", settings={}, metrics=[1, 2])) + "\n")
+    messages = []
+    rows = classroom.merge([good.path, tmp_path / "gone.jsonl", tmp_path], log=messages.append)
+    assert [r["learner"] for r in rows] == ["bob"]
+    text = "\n".join(messages)
+    assert "bob.jsonl, line 3: metrics must be an object, not list" in text
+    assert "gone.jsonl: no such file" in text and f"left out {tmp_path}: not a file" in text
+    assert "bob: left out: 1 record from another profile" in text
+
+
+# --- 5. record schema -----------------------------------------------------------------------
+@pytest.mark.parametrize("metrics, fault", [
+    ({"e2e_tok_s": {"median": "12.3"}}, "metrics.e2e_tok_s.median is '12.3', not a number"),
+    ({"e2e_tok_s": 12.3}, "metrics.e2e_tok_s must be an object with a median"),
+    ({"e2e_tok_s": {"median": 1.0}, "batch": "8"}, "metrics.batch is '8', not a number"),
+    ({"e2e_tok_s": {"median": float("nan")}}, "metrics.e2e_tok_s.median is nan, not a finite number"),
+    ({"e2e_tok_s": {"median": 1.0}, "raw": {"total_s": [1.0, float("inf")]}}, "metrics.raw.total_s[1] is inf"),
+])
+def test_a_record_of_the_wrong_shape_is_named_by_line_never_dropped_silently(tmp_path, metrics, fault):
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0)
+    record = dict(schema=1, kind="benchmark", step="+ 4-bit", settings={}, metrics=metrics)
+    with open(store.path, "a") as f:
+        f.write(json.dumps(record) + "\n")                  # json writes NaN and Infinity as such
+    before = store.path.read_bytes()
+    with pytest.raises(CorruptResultsError) as err:
+        store.records()
+    assert "r.jsonl, line 2: " in str(err.value) and fault in str(err.value)
+    with pytest.warns(UserWarning, match="line 2"):
+        assert [r["step"] for r in store.records(skip_corrupt=True)] == ["target"]
+    assert store.path.read_bytes() == before
+
+
+def test_a_step_without_a_timing_stat_is_sound(tmp_path):
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "+ batching", 100.0, ttft_s=None, itl_s=None)   # per-token times exist at batch 1 only
+    assert len(store.records()) == 1
+
+
+# --- 7. paths -------------------------------------------------------------------------------
+def test_a_results_path_that_cannot_take_records_stops_the_benchmark_before_measuring(tmp_path, monkeypatch,
+                                                                                     capsys):
+    monkeypatch.setattr(benchmark, "Bench", None)           # measuring would fail the test
+    assert benchmark.main(["--profile", "offline", "--results", str(tmp_path)]) == 2
+    assert f"results path {tmp_path} is a folder" in capsys.readouterr().err
+    (tmp_path / "file.txt").write_text("")
+    assert benchmark.main(["--profile", "offline", "--results", str(tmp_path / "file.txt" / "r.jsonl")]) == 2
+    assert "is not a writable folder" in capsys.readouterr().err
+
+
+def test_a_read_only_results_file_is_refused_and_left_alone(tmp_path, monkeypatch):
+    import utils.results as results
+    from utils.results import ResultsPathError, check_writable
+    path = tmp_path / "r.jsonl"
+    add(ResultsStore(path), "target", 100.0)
+    monkeypatch.setattr(results.os, "access", lambda p, mode: False)   # root may write anything
+    with pytest.raises(ResultsPathError, match="read-only"):
+        check_writable(path)
+    assert len(ResultsStore(path).records()) == 1
+
+
+def test_a_model_folder_with_only_a_pickle_checkpoint_is_refused_saying_why(tmp_path, cpu_hw, tiny_checkpoint):
+    import shutil
+
+    from utils.loading import ModelLoadError, load_model
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_checkpoint, folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.rename(folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="only a pickle checkpoint .*pytorch_model.bin.*run any code"):
+        load_model(str(folder), "float32", hw=cpu_hw)
+    (folder / "pytorch_model.bin").unlink()
+    with pytest.raises(ModelLoadError, match="no \\*.safetensors weights"):
+        load_model(str(folder), "float32", hw=cpu_hw)
+
+
+def test_preflight_blocks_a_missing_local_model_and_exits_non_zero(tmp_path, monkeypatch, capsys):
+    profile_file(tmp_path, monkeypatch, **{'"offline:draft",    revision = "local"': '"./no/such/model"'})
+    assert preflight.main(["--profile", "mine", "--results", str(tmp_path / "r.jsonl")]) == 1
+    out = capsys.readouterr().out
+    assert "[!!] draft ./no/such/model: model directory no/such/model is missing" in out
+    assert "(this blocks the run)" in out and "huggingface" not in out.split("draft")[1].split("\n")[0]
+
+
+# --- 8. draft and target tokenizers ---------------------------------------------------------
+def tokenizer(vocab, eos=0):
+    return types.SimpleNamespace(get_vocab=lambda: dict(vocab), bos_token_id=None, eos_token_id=eos,
+                                 pad_token_id=eos)
+
+
+def test_a_draft_with_another_tokenizer_of_the_same_size_is_refused():
+    from utils.speculative import PairError, check_pair
+    config = {"vocab_size": 3}
+    ours = tokenizer({"a": 0, "b": 1, "c": 2})
+    check_pair(config, config, ours, tokenizer({"a": 0, "b": 1, "c": 2}))
+    with pytest.raises(PairError, match="2 tokens map to other ids .*'b' is id 1 for the target and 2"):
+        check_pair(config, config, ours, tokenizer({"a": 0, "c": 1, "b": 2}))
+    with pytest.raises(PairError, match="special tokens differ: eos_token_id"):
+        check_pair(config, config, ours, tokenizer({"a": 0, "b": 1, "c": 2}, eos=2))
+
+
+def test_the_offline_pair_shares_a_tokenizer_and_the_benchmark_checks_it(tmp_path, monkeypatch, cpu_hw):
+    from utils.loading import load_model
+    from utils.profiles import get_profile
+    from utils.speculative import check_pair
+    target, draft = load_model("offline:target", hw=cpu_hw), load_model("offline:draft", hw=cpu_hw)
+    check_pair(target.model.config, draft.model.config, target.tokenizer, draft.tokenizer)
+
+    profile_file(tmp_path, monkeypatch)
+    bench = benchmark.Bench(get_profile("mine"), cpu_hw, ResultsStore(tmp_path / "r.jsonl"), log=print)
+    swapped = dict(target.tokenizer.get_vocab())
+    first, second = sorted(swapped)[:2]
+    swapped[first], swapped[second] = swapped[second], swapped[first]
+    draft.tokenizer = types.SimpleNamespace(get_vocab=lambda: swapped, bos_token_id=target.tokenizer.bos_token_id,
+                                            eos_token_id=target.tokenizer.eos_token_id,
+                                            pad_token_id=target.tokenizer.pad_token_id)
+    monkeypatch.setattr(bench, "load", lambda role, *a: target if role == "target" else draft)
+    bench.guarded("+ speculative", bench.speculative)
+    assert len(bench.stopped) == 1 and "different tokenizers: 2 tokens" in bench.stopped[0]
+    assert not (tmp_path / "r.jsonl").exists() or not ResultsStore(tmp_path / "r.jsonl").records()
+
+
+# --- 9. architectures -----------------------------------------------------------------------
+SMALL = dict(hidden_size=128, intermediate_size=320, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, vocab_size=1000)
+
+
+@pytest.mark.parametrize("model_type, config", [
+    ("llama", dict(SMALL, tie_word_embeddings=False)),
+    ("llama", dict(SMALL, attention_bias=True)),
+    ("mistral", SMALL),
+    ("qwen2", dict(SMALL, tie_word_embeddings=True)),
+    ("qwen3", dict(SMALL, head_dim=48)),
+    ("gpt2", dict(n_embd=128, n_layer=2, n_head=4, vocab_size=1000, n_positions=64)),   # its own key names
+    ("gpt_neox", dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                      vocab_size=1000)),                                                # a plain MLP
+])
+def test_the_memory_model_counts_what_transformers_builds(model_type, config):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from utils.memory import ModelShape
+    predicted = ModelShape.from_config(dict(config, model_type=model_type)).params
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **config))
+    assert predicted == sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def test_an_unsupported_architecture_is_refused_before_loading(tmp_path, cpu_hw):
+    from utils.loading import load_model
+    from utils.memory import UnsupportedArchitecture
+    folder = tmp_path / "moe"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(dict(SMALL, model_type="mixtral", num_local_experts=4)))
+    with pytest.raises(UnsupportedArchitecture, match="'mixtral' is not one whose memory the kit can predict"):
+        load_model(str(folder), "float32", hw=cpu_hw)
+
+
+# --- 10. time budget --------------------------------------------------------------------------
+def test_a_step_past_its_budget_stops_and_says_so(tmp_path, monkeypatch, cpu_hw):
+    from utils.profiles import get_profile
+    profile_file(tmp_path, monkeypatch, **{"gpu_price_key": "step_budget_s  = 0\ngpu_price_key"})
+    bench = benchmark.Bench(get_profile("mine"), cpu_hw, ResultsStore(tmp_path / "r.jsonl"), log=print)
+    bench.guarded("+ batching", bench.batching)
+    assert len(bench.stopped) == 1 and "past its budget of 0 s" in bench.stopped[0]
+    assert "step_budget_s" in bench.stopped[0]
+
+
+def test_a_budget_that_is_not_a_number_is_a_profile_fault(tmp_path, monkeypatch):
+    from utils.profiles import ProfileError, get_profile
+    profile_file(tmp_path, monkeypatch, **{"gpu_price_key": 'step_budget_s  = "ten minutes"\ngpu_price_key'})
+    with pytest.raises(ProfileError, match="step_budget_s = 'ten minutes': expected a number >= 0"):
+        get_profile("mine")
