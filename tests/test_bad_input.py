@@ -3,8 +3,8 @@
 One section per case. Each case checks the message (what is wrong, where, what to do), that a
 command exits non-zero without a traceback, and that nothing was lost or overwritten.
 
- 1. profiles validated when read        6. price                   (test_curve_classroom.py
- 2. impossible measurements refused     7. paths                    holds the price cases too)
+ 1. profiles validated when read        6. price
+ 2. impossible measurements refused     7. paths
  3. `make lab` after a crash            8. draft/target tokenizers
  4. class merge                         9. architectures
  5. record schema                      10. time budget
@@ -108,6 +108,24 @@ def test_a_step_that_cannot_be_measured_stops_alone_with_its_reason(tmp_path, mo
     assert ran == ["next"] and not (tmp_path / "r.jsonl").exists()
 
 
+def test_a_run_whose_prefill_outlasts_the_whole_generation_is_refused_not_clamped(tiny_checkpoint, cpu_hw,
+                                                                                  monkeypatch):
+    import utils.measure as measure
+    from utils.loading import load_model
+    loaded = load_model(str(tiny_checkpoint), "float32", hw=cpu_hw, attn_implementation="eager")
+    # warmup=0 stored 7e9 tok/s once: the cold 1-token run took longer than the warm full run.
+    # A repeat like that is measured again (a busy moment); one that stays impossible is refused.
+    times = iter([0.50, 0.10, 0.01, 0.05, 0.01, 0.05])       # (prefill, total) x 3: bad, then good twice
+    monkeypatch.setattr(measure, "_generate", lambda *a, **k: next(times))
+    m = measure.measure_generation(loaded.model, loaded.tokenizer, "a b c " * 30, prompt_tokens=8,
+                                   new_tokens=4, warmup=0, repeats=2, batch=2)
+    assert m.prefill_s.high == 0.01 and m.total_s.n == 2        # the inverted pair was not kept
+    monkeypatch.setattr(measure, "_generate", lambda *a, **k: 0.5)
+    with pytest.raises(measure.ImpossibleTimingError, match="impossible timing in repeat 1 \\(3 tries\\).*warmup=0"):
+        measure.measure_generation(loaded.model, loaded.tokenizer, "a b c " * 30, prompt_tokens=8,
+                                   new_tokens=4, warmup=0, repeats=2, batch=2)
+
+
 # --- 3. `make lab` after a crash: a torn last line ----------------------------------------
 def test_lab_after_a_torn_last_line_appends_draws_the_curve_and_reports_the_line_once(tmp_path, monkeypatch,
                                                                                     capsys, recwarn):
@@ -197,6 +215,30 @@ def test_a_step_without_a_timing_stat_is_sound(tmp_path):
     store = ResultsStore(tmp_path / "r.jsonl")
     add(store, "+ batching", 100.0, ttft_s=None, itl_s=None)   # per-token times exist at batch 1 only
     assert len(store.records()) == 1
+
+
+# --- 6. price ------------------------------------------------------------------------------
+def test_negative_price_is_refused_before_anything_is_written(tmp_path, capsys):
+    from utils.curve import main
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0)
+    assert main(["--results", str(store.path), "--price", "-1"]) == 1
+    assert "price" in capsys.readouterr().err and not (tmp_path / "cost_curve.csv").exists()
+
+
+def test_an_absurd_price_overwrites_nothing_and_a_free_run_is_priced_at_the_rental_price(tmp_path, capsys):
+    from utils.curve import main
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "larger baseline", 25.0)
+    add(store, "target", 100.0)
+    assert main(["--results", str(store.path), "--price", "1.0"]) == 0
+    written = (tmp_path / "cost_curve.csv").read_text()
+    assert main(["--results", str(store.path), "--price", "1e308"]) == 1     # $/1M would be inf
+    assert "not a finite" in capsys.readouterr().err
+    assert (tmp_path / "cost_curve.csv").read_text() == written              # the old curve stays
+    assert main(["--results", str(store.path), "--price", "0"]) == 0         # free Colab, Binder
+    out = capsys.readouterr().out
+    assert "free to you, not free to run" in out and "inf" not in (tmp_path / "cost_curve.csv").read_text()
 
 
 # --- 7. paths -------------------------------------------------------------------------------

@@ -77,29 +77,6 @@ def test_curve_command_on_a_corrupt_store_names_the_line_and_changes_nothing(tmp
     assert (tmp_path / "cost_curve.png").exists() and store.path.read_bytes() == before
 
 
-def test_negative_price_is_refused_before_anything_is_written(tmp_path, capsys):
-    from utils.curve import main
-    store = ResultsStore(tmp_path / "r.jsonl")
-    add(store, "target", 100.0)
-    assert main(["--results", str(store.path), "--price", "-1"]) == 1
-    assert "price" in capsys.readouterr().err and not (tmp_path / "cost_curve.csv").exists()
-
-
-def test_an_absurd_price_overwrites_nothing_and_a_free_run_is_priced_at_the_rental_price(tmp_path, capsys):
-    from utils.curve import main
-    store = ResultsStore(tmp_path / "r.jsonl")
-    add(store, "larger baseline", 25.0)
-    add(store, "target", 100.0)
-    assert main(["--results", str(store.path), "--price", "1.0"]) == 0
-    written = (tmp_path / "cost_curve.csv").read_text()
-    assert main(["--results", str(store.path), "--price", "1e308"]) == 1     # $/1M would be inf
-    assert "not a finite" in capsys.readouterr().err
-    assert (tmp_path / "cost_curve.csv").read_text() == written              # the old curve stays
-    assert main(["--results", str(store.path), "--price", "0"]) == 0         # free Colab, Binder
-    out = capsys.readouterr().out
-    assert "free to you, not free to run" in out and "inf" not in (tmp_path / "cost_curve.csv").read_text()
-
-
 def test_class_command_writes_table_and_chart_and_fails_on_nothing_readable(tmp_path, capsys):
     from utils.classroom import main
     alice = ResultsStore(tmp_path / "alice.jsonl")

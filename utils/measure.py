@@ -178,6 +178,9 @@ def _generate(model, inputs, new_tokens: int, device: str, streamer=None, **kwar
     return time.perf_counter() - start
 
 
+RETRIES = 2    # times a repeat whose 1-token run outlasted its full run is measured again
+
+
 class ImpossibleTimingError(ValueError):
     """A timing that cannot be a measurement (no decode time left to divide by): refused, never clamped."""
 
@@ -201,16 +204,21 @@ def measure_generation(model, tokenizer, text: str, *, prompt_tokens: int, new_t
     prefill, total, ttft, itl = [], [], [], []
     with PeakMemory(device) as mem:
         for _ in range(repeats):
-            prefill.append(_generate(model, inputs, 1, device, **gen))
-            streamer = TimingStreamer(device) if batch == 1 else None
-            total.append(_generate(model, inputs, new_tokens, device, streamer=streamer, **gen))
+            for attempt in range(RETRIES + 1):       # a busy moment can invert one repeat: measure it again
+                p = _generate(model, inputs, 1, device, **gen)
+                streamer = TimingStreamer(device) if batch == 1 else None
+                t = _generate(model, inputs, new_tokens, device, streamer=streamer, **gen)
+                if t > p > 0:
+                    break
+            prefill.append(p)
+            total.append(t)
             if streamer is not None and streamer.times:
                 ttft.append(streamer.times[0] - streamer.start)
                 itl += [b - a for a, b in zip(streamer.times, streamer.times[1:])]
     bad = [i for i, (t, p) in enumerate(zip(total, prefill)) if not t > p > 0]
     if bad:
         raise ImpossibleTimingError(
-            f"impossible timing in repeat {bad[0] + 1}: generating 1 token took "
+            f"impossible timing in repeat {bad[0] + 1} ({RETRIES + 1} tries): generating 1 token took "
             f"{prefill[bad[0]]:.4f} s but {new_tokens} tokens took {total[bad[0]]:.4f} s, so there is "
             f"no decode time to divide by. The first runs were probably still warming up (warmup="
             f"{warmup}) or the machine was busy: measure again with warmup >= 1. Nothing was recorded.")
