@@ -40,7 +40,8 @@ def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_pa
     records = ResultsStore(results).records()
     out = capsys.readouterr().out
     steps = {r["step"] for r in records}
-    assert steps == {"larger baseline", "target", "+ 4-bit", "+ attention", "+ speculative", "+ batching"}
+    assert steps == {"larger baseline", "target", "+ 4-bit", "+ attention", "+ speculative", "+ batching",
+                     "+ continuous batching"}
     for r in records:
         assert r["hardware"]["device"] == "cpu" and r["software"]["transformers"]
         assert r["settings"]["random_weights"] is False
@@ -73,7 +74,7 @@ def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_pa
     assert ("compounding from larger baseline to" in out) == chained
     assert "skipping flash_attention_2" in out
     assert (tmp_path / "cost_curve.png").stat().st_size > 10_000
-    assert (tmp_path / "cost_curve.csv").read_text().count("\n") == 7
+    assert (tmp_path / "cost_curve.csv").read_text().count("\n") == 8
 
 
 def test_random_weights_benchmark_is_labelled(quick_profile, tmp_path):

@@ -13,8 +13,10 @@ Steps (each appended to the results store with its full context):
 4. ``+ attention``       - every attention implementation across prompt lengths
 5. ``+ speculative``     - assisted generation with the draft, per draft length
 6. ``+ batching``        - throughput across batch sizes
+7. ``+ continuous batching`` - the largest batch's requests served by transformers' continuous
+                           batching with a paged KV cache (utils.serving)
 
-Steps 4-6 build on the cheapest configuration measured before them (see
+Steps 4-7 build on the cheapest configuration measured before them (see
 utils.steps): the attention sweep runs at the fastest precision, speculative
 decoding and batching at the fastest precision and attention implementation.
 Each record names the step it built on (``settings["builds_on"]``).
@@ -205,6 +207,21 @@ class Bench:
             self.log(f"[+ batching] batch {b}: {m.e2e_tok_s.median:.1f} tok/s")
         free(loaded)
 
+    def continuous(self) -> None:
+        from .serving import measure_continuous
+        base = self.base("+ continuous batching")
+        loaded = self.load("target", base["precision"], base["attn_implementation"])
+        p = self.profile
+        self.check_budget()
+        metrics = measure_continuous(loaded.model, loaded.tokenizer, self.text,
+                                     prompt_tokens=p.prompt_tokens[0], new_tokens=p.new_tokens,
+                                     requests=max(p.batch_sizes), warmup=p.warmup, repeats=p.repeats)
+        self.record("+ continuous batching", loaded, metrics, role="target", builds_on=base["builds_on"],
+                    cache_implementation="paged", engine="transformers continuous batching")
+        self.log(f"[+ continuous batching] {max(p.batch_sizes)} requests: "
+                 f"{metrics['e2e_tok_s']['median']:.1f} tok/s")
+        free(loaded)
+
     def run(self, steps: list[str]) -> list[str]:
         """Run ``steps``; returns the stopped ones with their reasons (empty: all measured)."""
         if "baseline" in steps:
@@ -216,13 +233,13 @@ class Bench:
                     step = "+ 8-bit" if prec == "int8" else "+ 4-bit"
                     self.guarded(step, self.model_at, step, "target", prec)
         for name, step in (("attention", "+ attention"), ("speculative", "+ speculative"),
-                           ("batching", "+ batching")):
+                           ("batching", "+ batching"), ("continuous", "+ continuous batching")):
             if name in steps:
                 self.guarded(step, getattr(self, name))
         return self.stopped
 
 
-STEPS = ["baseline", "precision", "attention", "speculative", "batching"]
+STEPS = ["baseline", "precision", "attention", "speculative", "batching", "continuous"]
 
 
 @cli.command

@@ -19,7 +19,7 @@ from .profiles import ModelRef, Profile
 # The profile models each notebook loads (00 and 07 load none).
 NOTEBOOK_ROLES = {
     "01": ("target",), "02": ("target",), "03": ("target",), "04": ("target", "draft"),
-    "05": ("target",), "06": ("target", "baseline"),
+    "05": ("target",), "06": ("target", "baseline"), "08": ("target",),
 }
 WEIGHT_FILES = ["*.safetensors", "*.json", "*.txt", "*.model", "*.tiktoken"]   # never pickles
 

@@ -16,6 +16,8 @@ target             larger baseline (a smaller model instead of a larger one)
 + batching         the same as + speculative: transformers' assisted
                    generation runs one sequence at a time, so speculative
                    decoding and batching are alternatives, not a stack
++ continuous       the same, or + batching: the same requests served by
+  batching         transformers' continuous batching (paged KV cache)
 =================  ==========================================================
 
 A step's factor is ``cost(base) / cost(step)`` from median tokens/s. A
@@ -34,7 +36,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 STEP_ORDER = ["larger baseline", "target", "+ 8-bit", "+ 4-bit", "+ attention",
-              "+ speculative", "+ batching"]
+              "+ speculative", "+ batching", "+ continuous batching"]
 
 MODEL_STEPS = ("larger baseline", "target")      # models, not techniques: always built on
 _PRECISION_STEPS = ("target", "+ 8-bit", "+ 4-bit")
@@ -46,6 +48,7 @@ BUILDS_ON: dict[str, tuple[str, ...]] = {
     "+ attention": _PRECISION_STEPS,
     "+ speculative": _PRECISION_STEPS + ("+ attention",),
     "+ batching": _PRECISION_STEPS + ("+ attention",),
+    "+ continuous batching": _PRECISION_STEPS + ("+ attention", "+ batching"),
 }
 
 
