@@ -168,12 +168,7 @@ class Bench:
         base = self.base("+ speculative")
         target = self.load("target", base["precision"], base["attn_implementation"])
         draft = self.load("draft")
-        try:
-            check_pair(target.model.config, draft.model.config, target.tokenizer, draft.tokenizer)
-        except PairError:
-            free(draft)
-            free(target)
-            raise
+        check_pair(target.model.config, draft.model.config, target.tokenizer, draft.tokenizer)
         for gamma in self.profile.draft_lengths:
             set_draft_length(draft.model, gamma)
             m = self.generation(target, assistant_model=draft.model)

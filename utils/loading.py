@@ -349,7 +349,7 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
         source = random_source(ref, config, source)
     elif source is not None:
         check_weights(source)
-    elif source is None:               # a hub model: download once, with progress shown
+    else:                              # a hub model: download once, with progress shown
         from .downloads import fetch
         with hub_errors(ref):
             fetch(ref)

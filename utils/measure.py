@@ -204,7 +204,7 @@ def measure_generation(model, tokenizer, text: str, *, prompt_tokens: int, new_t
     prefill, total, ttft, itl = [], [], [], []
     with PeakMemory(device) as mem:
         for _ in range(repeats):
-            for attempt in range(RETRIES + 1):       # a busy moment can invert one repeat: measure it again
+            for _ in range(RETRIES + 1):       # a busy moment can invert one repeat: measure it again
                 p = _generate(model, inputs, 1, device, **gen)
                 streamer = TimingStreamer(device) if batch == 1 else None
                 t = _generate(model, inputs, new_tokens, device, streamer=streamer, **gen)

@@ -37,7 +37,7 @@ QUANT_LINEAR_BYTES = {
     "fp4-dq": 0.5 + 1 / 64 + 4 / (64 * 256),
 }
 PRECISIONS = tuple(BYTES_16) + tuple(QUANT_LINEAR_BYTES)
-FOUR_BIT = ("nf4", "fp4", "nf4-dq", "fp4-dq")
+FOUR_BIT = tuple(p for p in QUANT_LINEAR_BYTES if p != "int8")
 
 
 class ModelTooLargeError(MemoryError):
@@ -83,9 +83,14 @@ class ModelShape:
     def from_config(cls, cfg) -> "ModelShape":
         """From a config.json dict or a transformers ``PretrainedConfig`` of a supported
         architecture; raises :class:`UnsupportedArchitecture` for any other."""
+        model_type = cfg.get("model_type") if isinstance(cfg, dict) else getattr(cfg, "model_type", None)
+        if model_type not in ARCHITECTURES:
+            raise UnsupportedArchitecture(
+                f"architecture {model_type!r} is not one whose memory the kit can predict "
+                f"({', '.join(ARCHITECTURES)}); nothing was loaded. Use a model of a supported "
+                f"architecture, or add its layout to utils/memory.py with a test")
         if isinstance(cfg, dict):
             cfg = _config_object(cfg)
-        model_type = getattr(cfg, "model_type", "")
         gated, plain = ARCHITECTURES[model_type]
         hidden, heads = cfg.hidden_size, cfg.num_attention_heads
         intermediate = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * hidden
@@ -141,14 +146,8 @@ class ModelShape:
 
 def _config_object(cfg: dict):
     """A config.json dict as transformers' config class reads it (attribute names normalised)."""
-    model_type = cfg.get("model_type")
-    if model_type not in ARCHITECTURES:
-        raise UnsupportedArchitecture(
-            f"architecture {model_type!r} is not one whose memory the kit can predict "
-            f"({', '.join(ARCHITECTURES)}); nothing was loaded. Use a model of a supported "
-            f"architecture, or add its layout to utils/memory.py with a test")
     from transformers import AutoConfig
-    return AutoConfig.for_model(model_type, **{k: v for k, v in cfg.items() if k != "model_type"})
+    return AutoConfig.for_model(cfg["model_type"], **{k: v for k, v in cfg.items() if k != "model_type"})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cli
+from . import cli, rehearsal
 from .downloads import download_gb, is_hub
 from .hardware import Hardware, available_gb, detect_hardware, has_internet
 from .loading import ModelLoadError, check_weights, local_path, model_config
@@ -44,11 +44,6 @@ def candidate_precisions(profile: Profile, hw: Hardware, role: str = "target") -
     return list(dict.fromkeys([hw.compute_dtype, *extra]))
 
 
-def random_weights() -> bool:
-    from . import rehearsal
-    return rehearsal.mode() is not None
-
-
 def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[Check]:
     checks = []
     available = available_gb(hw)
@@ -58,7 +53,7 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
         try:
             shape = ModelShape.from_config(model_config(ref))
             folder = local_path(ref)
-            if folder is not None and not random_weights():
+            if folder is not None and rehearsal.mode() is None:     # random weights need none
                 check_weights(folder)
         except (ModelLoadError, UnsupportedArchitecture) as err:
             checks.append(Check(f"{role} {ref.id}", False, str(err), blocking=True))

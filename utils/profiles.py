@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -131,8 +132,8 @@ def problems(table: dict) -> list[str]:
           f"a key of datasets/gpus.csv ({', '.join(known_gpus)})")
     for key in OPTIONAL:
         value = table.get(key)
-        check(key, isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-              and value == value and value != float("inf"), "a number >= 0")
+        check(key, isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value) and value >= 0, "a number >= 0")
     return out
 
 

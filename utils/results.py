@@ -15,7 +15,6 @@ import os
 import platform
 import subprocess
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,13 +132,8 @@ def check_writable(path: Path) -> None:
 
 
 def software_versions() -> dict:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    from .versions import installed
+    return {"python": platform.python_version(), **{name: installed(name) for name in PACKAGES}}
 
 
 def kit_commit() -> str | None:

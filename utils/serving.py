@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -185,8 +184,8 @@ def kv_cache_bytes(cache) -> int:
 def kv_bytes_per_token(model) -> int:
     """Key and value bytes one token takes in every layer, in the model's dtype."""
     from .memory import ModelShape
-    shape = ModelShape.from_config(model.config)
-    return 2 * shape.layers * shape.kv_heads * shape.head_dim * model.dtype.itemsize
+    dtype = str(model.dtype).removeprefix("torch.")
+    return int(ModelShape.from_config(model.config).kv_bytes_per_token(dtype))
 
 
 def cb_config(page_size: int, pages: int, max_batch_tokens: int, prefix_sharing: bool):
@@ -308,8 +307,11 @@ def kv_layouts(trace: list[Request], page_size: int, batch: int, max_length: int
 
 
 def stat(values: list[float]) -> dict:
-    """Median and range of repeated throughputs, as the results store keeps them."""
-    return dict(median=statistics.median(values), low=min(values), high=max(values), n=len(values))
+    """Median and range of repeated figures, as utils.measure and the results store keep them."""
+    from dataclasses import asdict
+
+    from .measure import Stat
+    return asdict(Stat.of(values))
 
 
 def standard_trace(tokenizer, text: str, prompt_tokens: int, new_tokens: int, requests: int) -> list[Request]:

@@ -54,9 +54,7 @@ def why_excluded(version: str) -> str:
     """The measured reason a version is outside the range, if the kit knows one."""
     from packaging.version import Version
     v = Version(version)
-    if (v.major, v.minor) in ((5, 15), (5, 0)):
-        return KNOWN_FAILURES[f"{v.major}.{v.minor}"]
-    return "not tested with this kit"
+    return KNOWN_FAILURES.get(f"{v.major}.{v.minor}", "not tested with this kit")
 
 
 def check_versions(allow_untested: bool | None = None) -> str:
