@@ -146,3 +146,16 @@ def test_prices_in_markdown_are_escaped_so_they_do_not_render_as_maths(path):
     nb = nbformat.read(path, as_version=4)
     found = [hit for c in nb.cells if c.cell_type == "markdown" for hit in unescaped_dollars(c.source)]
     assert not found, f"write \\$ for a dollar sign in markdown: {found}"
+
+
+def test_readme_states_the_offline_models_true_parameter_counts():
+    """The README's offline row is text; its counts must be the models' own (it once said 7.7M for 7.3M)."""
+    import json
+
+    from utils.memory import ModelShape
+    row = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `offline` |"))
+    stated = re.search(r"\(([\d.]+)M / ([\d.]+)M / ([\d.]+)M parameters\)", row)
+    assert stated, f"the README's offline row no longer states target / draft / baseline counts: {row}"
+    for role, text in zip(("target", "draft", "baseline"), stated.groups()):
+        config = json.loads((REPO / "models" / "offline" / role / "config.json").read_text())
+        assert text == f"{ModelShape.from_config(config).params / 1e6:.1f}", f"README {role}: {text}M"

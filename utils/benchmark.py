@@ -45,13 +45,12 @@ from .measure import ImpossibleTimingError, measure_generation
 from .memory import BYTES_16, ModelTooLargeError
 from .preflight import fitting_precision
 from .profiles import Profile, load_profile
-from .quality import NonFiniteError, completion_items, exact_match, heldout_text, perplexity
+from .quality import SCORED_TOKENS, NonFiniteError, completion_items, exact_match, heldout_text, perplexity
 from .quiet import quiet_transformers
 from .results import ResultsStore, check_writable, run_context
 from .speculative import AcceptanceRecorder, PairError, check_pair, set_draft_length
 from .steps import build_on
 
-PPL_TOKENS = 4096      # held-out tokens scored for perplexity
 EM_ITEMS = 40          # code-completion questions (as in the notebooks)
 STEP_BUDGET_S = 1800   # seconds a step may run unless its profile says otherwise (step_budget_s)
 
@@ -130,7 +129,7 @@ class Bench:
     def quality(self, loaded: Loaded) -> dict:
         if self.random_weights:
             return {}
-        ppl = perplexity(loaded.model, loaded.tokenizer, self.text, max_tokens=PPL_TOKENS,
+        ppl = perplexity(loaded.model, loaded.tokenizer, self.text, max_tokens=SCORED_TOKENS,
                          device=self.hw.device)
         em = exact_match(loaded.model, loaded.tokenizer, completion_items(self.text, EM_ITEMS),
                          device=self.hw.device)
