@@ -63,6 +63,15 @@ def test_what_if_is_labelled_a_prediction():
     assert w["predicted_usd_per_million"] == pytest.approx(2.0 / (200 * 3600) * 1e6)
 
 
+def test_what_if_refuses_an_overhead_bound_measurement_but_keeps_the_bound():
+    # the offline model on a CPU reached ~6% of its roofline: scaled to an H100 it once "predicted"
+    # 26,749 tok/s; below a quarter of the roofline no prediction is made
+    w = what_if(measured_tok_s=6, roofline_here=100, roofline_there=400, price_there=2.0)
+    assert w["predicted_tok_s"] is None and "overhead-bound" in w["reason"] and "6.0%" in w["reason"]
+    assert w["ceiling_tok_s"] == 400 and w["floor_usd_per_million"] == pytest.approx(2.0 / (400 * 3600) * 1e6)
+    assert what_if(measured_tok_s=25, roofline_here=100, roofline_there=400, price_there=2.0)["predicted_tok_s"] == 100
+
+
 def test_curve_command_on_a_corrupt_store_names_the_line_and_changes_nothing(tmp_path, capsys):
     from utils.curve import main
     store = ResultsStore(tmp_path / "r.jsonl")
@@ -91,3 +100,30 @@ def test_class_command_writes_table_and_chart_and_fails_on_nothing_readable(tmp_
     assert (out / "class_costs.png").read_bytes()[:4] == b"\x89PNG"
     (tmp_path / "eve.jsonl").write_text("not json\n")
     assert main([str(tmp_path / "eve.jsonl"), "--out", str(out)]) == 1
+
+
+def test_only_the_seed_posts_series_is_modelled_and_the_chart_says_so():
+    from utils.curve import modelled
+    from utils.data import historical_prices
+    kinds = {p["series"]: modelled(p["source"]) for p in historical_prices()}
+    assert [s for s, m in kinds.items() if m] == ["10x per year (seed posts)"]
+
+
+def test_reference_labels_are_spread_apart_but_stay_centred_on_their_points():
+    from utils.curve import spread
+    ys = [0.55, 0.59, 0.61, 1.5]
+    out = spread(ys, 0.12)
+    assert all(b - a >= 0.12 - 1e-9 for a, b in zip(out, out[1:]))
+    assert sum(out) == pytest.approx(sum(ys))
+    assert spread([0.0, 1.0], 0.12) == [0.0, 1.0]          # far apart: left where they are
+
+
+def test_gpu_references_are_priced_from_their_figures_and_gpus_csv():
+    from utils import reference
+    from utils.data import gpu
+    rows = reference.priced()
+    llama = next(r for r in rows if r["label"] == "Llama-2-7B bf16 on A100-80GB")
+    assert llama["tok_s"] == 104.9 and not llama["random_weights"]
+    assert llama["usd_per_million"] == pytest.approx(gpu("A100-80GB")["price_per_hour_usd"] / (104.9 * 3600) * 1e6)
+    kit = [r for r in rows if r["random_weights"]]
+    assert kit and all("random weights" in r["label"] and r["gpu"] == "H100-SXM" for r in kit)

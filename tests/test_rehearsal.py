@@ -221,6 +221,41 @@ def test_reference_reports_are_generated_from_the_records():
         assert path.with_suffix(".md").read_text() == report(reference.records(path.stem))
 
 
+def test_every_published_figure_is_cited_and_listed_in_the_datasets_readme():
+    import re
+
+    from utils import reference
+    from utils.data import gpus
+    rows = reference.published()
+    assert {r["topic"] for r in rows} == set(reference.TOPICS)
+    known_gpus = set(gpus()) | {"GPU", "TPU-v4"}        # "GPU": a figure the source gives for GPUs in general
+    for r in rows:
+        assert r["source"] and r["url"].startswith("https://") and re.fullmatch(r"\d{4}(-\d{2})?", r["date"]), r
+        assert r["gpu"] in known_gpus and r["unit"] and r["metric"] and r["note"], r
+        assert r["value_max"] is None or r["value_max"] > r["value"], r
+    readme = (reference.FOLDER.parent / "README.md").read_text()
+    assert "`reference_gpu.csv`" in readme
+    for source in {r["url"] for r in rows}:
+        assert source in readme, f"datasets/README.md does not name {source}"
+
+
+def test_published_ratios_come_from_rows_of_the_same_source_and_setting():
+    from utils import reference
+    rows = [dict(source="s", gpu="A100-80GB", model="m", metric="decode", configuration=c, versus=v,
+                 value=x, value_max=None, unit="tok/s")
+            for c, v, x in [("bf16", "", 100.0), ("int4", "bf16", 150.0), ("int8", "fp16", 120.0)]]
+    rows.append(dict(rows[1], gpu="T4", value=30.0))          # another GPU: never divided by the A100's bf16
+    assert reference._ratios(rows) == ["m decode: int4 is 1.50x bf16 (150 tok/s / 100 tok/s)"]
+
+
+def test_unknown_topics_are_refused_with_the_known_ones():
+    from utils import reference
+    with pytest.raises(ValueError, match="published figures cover precision"):
+        reference.published("quantisation")
+    with pytest.raises(ValueError, match="show_published"):
+        reference.show("speculative")
+
+
 # --- offline wheels -------------------------------------------------------------------------
 def test_bitsandbytes_wheel_is_trimmed_to_one_cuda_runtime(tmp_path):
     import importlib.util

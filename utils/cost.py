@@ -115,14 +115,33 @@ def annual_decline(points: list[tuple[date | str, float]]) -> float:
     return 10 ** (-slope)
 
 
+# Below this fraction of its bandwidth roofline, a decode's time is mostly not spent reading
+# weights (Python, kernel launches, small matmuls), so scaling it by another GPU's bandwidth
+# predicts nothing. A stated rule of the kit, not a cited figure.
+MIN_EFFICIENCY = 0.25
+
+
 def what_if(measured_tok_s: float, roofline_here: float, roofline_there: float,
-            price_there: float) -> dict:
+            price_there: float, *, min_efficiency: float = MIN_EFFICIENCY) -> dict:
     """PREDICTION for the same model on another GPU: keep the fraction of roofline you
     measured here, apply it to the other GPU's roofline, price it at that GPU's $/hour.
 
     predicted tok/s = measured / roofline_here * roofline_there
+
+    Only for a bandwidth-bound measurement: below ``min_efficiency`` of the roofline here the
+    decode is overhead-bound, and ``predicted_tok_s`` is None with the ``reason``. The bound
+    that always holds is returned either way: ``ceiling_tok_s`` (the roofline there) and the
+    lowest $/1M it allows, ``floor_usd_per_million``.
     """
     efficiency = roofline_fraction(measured_tok_s, roofline_here)
-    predicted = efficiency * _number("roofline tokens/s there", roofline_there, allow_zero=False)
-    return dict(efficiency=efficiency, predicted_tok_s=predicted,
-                predicted_usd_per_million=cost_per_million(price_there, predicted), label="prediction")
+    ceiling = _number("roofline tokens/s there", roofline_there, allow_zero=False)
+    out = dict(efficiency=efficiency, ceiling_tok_s=ceiling,
+               floor_usd_per_million=cost_per_million(price_there, ceiling), label="prediction")
+    if efficiency < min_efficiency:
+        return dict(out, predicted_tok_s=None, predicted_usd_per_million=None,
+                    reason=f"overhead-bound: the decode reached {efficiency:.1%} of the roofline here (below "
+                           f"{min_efficiency:.0%}), so its time is mostly not spent reading weights and "
+                           f"does not scale with another GPU's bandwidth")
+    predicted = efficiency * ceiling
+    return dict(out, predicted_tok_s=predicted, reason=None,
+                predicted_usd_per_million=cost_per_million(price_there, predicted))

@@ -16,7 +16,7 @@ import argparse
 import csv
 import math
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from . import cli
@@ -166,24 +166,57 @@ def write_csv(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def plot_history(ax, rows: list[dict]) -> None:
-    """The cited historical $/1M-token series on a log axis, the learner's steps as stars dated today."""
+def modelled(source: str) -> bool:
+    """Whether a historical series is a model (a line drawn at a chosen rate), not cited prices."""
+    return source.strip().lower().startswith("modelled")
+
+
+def plot_history(ax, rows: list[dict], references: list[dict] | None = None) -> None:
+    """The historical $/1M-token series on a log axis (cited points solid, the modelled series
+    dashed and labelled so), the learner's steps as stars dated today, and ``references``
+    (:func:`utils.reference.priced`: GPU decode at batch 1, priced at gpus.csv) as diamonds."""
     series: dict[str, list] = {}
+    kinds: dict[str, bool] = {}
     for p in historical_prices():
         series.setdefault(p["series"], []).append((date.fromisoformat(p["date"]), p["usd_per_million_tokens"]))
-    styles = ["-", "--", ":"]
+        kinds[p["series"]] = modelled(p["source"])
     for i, (name, pts) in enumerate(series.items()):
         pts.sort()
-        ax.plot([d for d, _ in pts], [v for _, v in pts], marker="o", linestyle=styles[i % 3],
-                linewidth=2.5 - 0.5 * i, label=f"{name} (cited)")
+        ax.plot([d for d, _ in pts], [v for _, v in pts], marker="o" if not kinds[name] else None,
+                linestyle="--" if kinds[name] else "-", linewidth=1.2 if kinds[name] else 2.5 - 0.5 * i,
+                color="0.3" if kinds[name] else None, zorder=2.5 if kinds[name] else 2,
+                label=f"{name} ({'modelled, not cited prices' if kinds[name] else 'cited'})")
     today = date.today()
     for row in rows:
         ax.scatter([today], [row["usd_per_million"]], marker="*", s=140, zorder=3,
                    label=f"you: {row['step']}")
+    refs = sorted(references or [], key=lambda r: r["usd_per_million"])
+    for i, (ref, at) in enumerate(zip(refs, spread([math.log10(r["usd_per_million"]) for r in refs], 0.12))):
+        ax.scatter([today], [ref["usd_per_million"]], marker="D", s=30, color="black", zorder=2,
+                   facecolors="none" if ref["random_weights"] else "black",
+                   label="GPU decode at batch 1 (published; hollow: the kit's run) at gpus.csv $/h" if i == 0 else None)
+        ax.annotate(ref["label"], (today, ref["usd_per_million"]), xytext=(today - timedelta(days=120), 10 ** at),
+                    ha="right", va="center", fontsize=6, arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5))
     ax.set_yscale("log")
     ax.set_ylabel("$ per 1M tokens (log)")
     ax.set_title("Historical prices vs your measured steps (stars, dated today)")
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+
+
+def spread(ys: list[float], gap: float) -> list[float]:
+    """Label positions for sorted values ``ys``: each at least ``gap`` above the one before, the
+    group centred on the values (so close points get readable labels)."""
+    out: list[float] = []
+    for y in ys:
+        out.append(max(y, out[-1] + gap) if out else y)
+    shift = (sum(ys) - sum(out)) / len(out) if out else 0.0
+    return [y + shift for y in out]
+
+
+BASIS = ("Not like for like. Historical points: API list prices (input and output averaged; margin, idle capacity "
+         "and many users' traffic included) of the cheapest model at a fixed capability (a16z: MMLU >= 42). "
+         "Stars: {model} on your machine, fully busy, output tokens only, at ${price}/h; its capability is its own, "
+         "not the historical tier's.")
 
 
 def plot_waterfall(ax, rows: list[dict]) -> None:
@@ -228,19 +261,25 @@ def plot_waterfall(ax, rows: list[dict]) -> None:
                  f"compounding: {product} = {total:.3g}x cheaper", fontsize=10)
 
 
-def plot(rows: list[dict], path: Path, title: str = "Your LLMflation cost curve") -> Path:
+def plot(rows: list[dict], path: Path, title: str = "Your LLMflation cost curve",
+         price_per_hour: float | None = None) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw=dict(width_ratios=[3, 2]))
-    plot_history(left, rows)
+    from .reference import priced
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 7.5), gridspec_kw=dict(width_ratios=[3, 2]))
+    plot_history(left, rows, priced())
     plot_waterfall(right, rows)
+    models = sorted({r["configuration"].split(",")[0] for r in rows})
+    fig.text(0.5, 0.035, BASIS.format(model=" / ".join(models), price=price_per_hour if price_per_hour else "?"),
+             ha="center", fontsize=8, wrap=True)
     if any(r["random_weights"] for r in rows):
         fig.text(0.5, 0.01, "Hatched bars: RANDOM WEIGHTS (speed and memory are real, quality is not)",
                  ha="center", fontsize=9, color="tab:red")
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -259,7 +298,8 @@ def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float,
     if not rows:
         raise ValueError(f"{store.path} holds no benchmark measurements yet; run a notebook or "
                          f"python -m utils.benchmark first")
-    paths = write_csv(rows, out_dir / "cost_curve.csv"), plot(rows, out_dir / "cost_curve.png")
+    paths = (write_csv(rows, out_dir / "cost_curve.csv"),
+             plot(rows, out_dir / "cost_curve.png", price_per_hour=price_per_hour))
     if log is not None:
         log(summary(rows, records))
     return paths

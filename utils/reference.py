@@ -1,21 +1,99 @@
-"""The kit's own GPU reference figures (``datasets/reference/``), for learners without a GPU.
+"""What a GPU shows, for learners without one: the kit's own GPU figures and published ones.
 
     python -m utils.reference          # rewrite the Markdown reports from the records
 
-The records were measured by ``python -m utils.gpu_check`` and
-``python -m utils.rehearse`` on a GPU (commands in datasets/reference/README.md).
-They are random-weight runs: speed and memory real, quality not. Notebooks show
-them with :func:`show`, always with that label, the GPU, the versions and the date.
+Two sources, never mixed up:
+
+* the kit's own runs (``datasets/reference/*.jsonl``), measured by ``python -m utils.gpu_check``
+  and ``python -m utils.rehearse`` on a GPU (commands in datasets/reference/README.md). They are
+  random-weight runs: speed and memory real, quality not;
+* published figures (``datasets/reference_gpu.csv``): each row one figure with its GPU, model,
+  configuration, source, address and date, cited as published (sources in datasets/README.md).
+
+Notebooks show them with :func:`show`, always with the label, the GPU, the versions or the source,
+and the date.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 from .rehearsal import LABEL
 
 FOLDER = Path(__file__).resolve().parent.parent / "datasets" / "reference"
+PUBLISHED = FOLDER.parent / "reference_gpu.csv"
+TOPICS = ("precision", "attention", "speculative", "serving", "moe")
+
+
+def published(topic: str | None = None) -> list[dict]:
+    """The published figures of ``datasets/reference_gpu.csv`` (all, or one topic's), values as floats."""
+    with open(PUBLISHED, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["value"] = float(r["value"])
+        r["value_max"] = float(r["value_max"]) if r["value_max"] else None
+    if topic is not None and topic not in TOPICS:
+        raise ValueError(f"unknown topic {topic!r}; published figures cover {', '.join(TOPICS)}")
+    return [r for r in rows if topic is None or r["topic"] == topic]
+
+
+def figure(row: dict) -> str:
+    """A published row's value as text: '2.2x', '50-73%', '104.9 tok/s'."""
+    value = f"{row['value']:g}" + (f"-{row['value_max']:g}" if row["value_max"] is not None else "")
+    return value + ("" if row["unit"] in ("x", "%") else " ") + row["unit"]
+
+
+def show_published(topic: str) -> None:
+    """Print one topic's published figures, each with what it measured and its source."""
+    print(f"Published ({topic}; datasets/reference_gpu.csv, cited as published):")
+    for r in published(topic):
+        versus = f" vs {r['versus']}" if r["versus"] else ""
+        print(f"  {r['gpu']:<10} {r['model']}, {r['configuration']}: {r['metric']} {figure(r)}{versus}")
+        print(f"             {r['note']}. [{r['source']}, {r['date']}, {r['url']}]")
+    ratios = _ratios(published(topic))
+    for text in ratios:
+        print(f"  computed from the rows above: {text}")
+
+
+def priced() -> list[dict]:
+    """Batch-1 decode figures on a GPU, published and the kit's own, priced at that GPU's default
+    $/hour in datasets/gpus.csv: $/1M = $/h / (tok/s x 3600) x 1e6. Batch 1 is the dearest way to
+    run a GPU; notebook 07 draws these beside the learner's steps."""
+    from .cost import cost_per_million
+    from .data import gpu
+
+    out = []
+    for r in published():
+        if r["unit"] == "tok/s" and r["metric"] == "decode at batch 1":
+            out.append(dict(label=f"{r['model']} {r['configuration'].split(' (')[0]} on {r['gpu']}",
+                            gpu=r["gpu"], tok_s=r["value"], source=f"{r['source']}, {r['date']}",
+                            random_weights=False))
+    kit = records("h100_qwen3-8b")
+    for step, match, what in [("precision", dict(precision="bfloat16"), "bf16"),
+                              ("compile", dict(cache_implementation="static"), "bf16, compiled static cache")]:
+        m = _median(kit, step, **match)
+        out.append(dict(label=f"Qwen3-8B {what} on H100-SXM (kit, {LABEL.split(':')[0]})", gpu="H100-SXM",
+                        tok_s=m["decode_tok_s"]["median"], source=f"the kit's run, {source(kit)}",
+                        random_weights=True))
+    for r in out:
+        r["price_per_hour"] = gpu(r["gpu"])["price_per_hour_usd"]
+        r["usd_per_million"] = cost_per_million(r["price_per_hour"], r["tok_s"])
+    return out
+
+
+def _ratios(rows: list[dict]) -> list[str]:
+    """Each row measured 'versus' another row of the same source, GPU, model and metric, as a ratio."""
+    out = []
+    for r in rows:
+        base = next((b for b in rows if r["versus"] and b["configuration"] == r["versus"]
+                     and (b["source"], b["gpu"], b["model"], b["metric"]) ==
+                     (r["source"], r["gpu"], r["model"], r["metric"])), None)
+        if base is not None and r["value_max"] is None and base["value"]:
+            out.append(f"{r['model']} {r['metric']}: {r['configuration']} is {r['value'] / base['value']:.2f}x "
+                       f"{base['configuration']} ({figure(r)} / {figure(base)})")
+    return out
 
 
 def records(name: str) -> list[dict]:
@@ -46,8 +124,9 @@ def _median(rows, step, **match) -> dict:
 
 
 def show(topic: str) -> None:
-    """Print the reference panel for ``topic``: "precision", "attention", "attention-t4", "batch"
-    or "compile", each with a computed one-line reading."""
+    """Print the kit's own GPU figures for ``topic``: "precision", "attention", "attention-t4",
+    "batch" or "compile", each with a computed one-line reading. Published figures on the same
+    lessons: :func:`show_published`."""
     from .attention import attention_kernel
     name = "t4-emulated-on-h100_qwen3" if topic == "attention-t4" else "h100_qwen3-8b"
     rows = records(name)
@@ -102,7 +181,7 @@ def show(topic: str) -> None:
               f"faster than the default dynamic cache at batch 1.")
     else:
         raise ValueError(f"unknown reference topic {topic!r}; choose precision, attention, attention-t4, "
-                         f"batch or compile")
+                         f"batch or compile (published figures: show_published)")
 
 
 def main() -> int:
