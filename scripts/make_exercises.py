@@ -17,13 +17,19 @@ compares them); every other output is cleared, so no solution result shows.
     python scripts/make_exercises.py            # write notebooks/
     python scripts/make_exercises.py --check    # exit 1 if notebooks/ is out of sync
     python scripts/make_exercises.py --execute  # run the solutions first, storing their outputs
+
+--execute also writes how long each solution took to run, and on what machine, to
+datasets/reference/offline-cpu_notebooks.json: the measured CPU column of the
+instructor's timetable, and rewrites that page (docs/timetable.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -84,15 +90,38 @@ def sources(nb) -> list[tuple[str, str]]:
     return [(c.cell_type, c.source) for c in nb.cells]
 
 
-def execute(path: Path) -> None:
+TIMINGS = REPO / "datasets" / "reference" / "offline-cpu_notebooks.json"
+
+
+def execute(path: Path) -> float:
+    """Run one notebook in place; returns its wall time in seconds (kernel start included)."""
     from nbclient import NotebookClient
     nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
     NotebookClient(nb, timeout=1200, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
+    seconds = time.perf_counter() - start
     for cell in nb.cells:
         cell.metadata.pop("execution", None)      # run timestamps: noise in every diff
     nbformat.write(nb, path)
-    print(f"executed {path.resolve().relative_to(REPO)}")
+    print(f"executed {path.resolve().relative_to(REPO)} in {seconds:.0f} s")
+    return seconds
+
+
+def write_timings(seconds: dict[str, float]) -> None:
+    """Record the solutions' run times and the machine they ran on (the timetable's CPU column)."""
+    from datetime import datetime, timezone
+
+    from utils.hardware import detect_hardware
+    from utils.profiles import load_profile
+    hw = detect_hardware(str(REPO))
+    TIMINGS.write_text(json.dumps(dict(
+        what="wall time of each solved notebook run top to bottom by scripts/make_exercises.py --execute",
+        profile=load_profile(hw=hw).name, machine=hw.summary(), cpus=hw.cpu_count,
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seconds={k: round(v, 1) for k, v in seconds.items()}), indent=1) + "\n", encoding="utf-8")
+    from utils import timetable
+    timetable.PAGE.write_text(timetable.build(), encoding="utf-8")      # the page that reads them
 
 
 def main(argv=None) -> int:
@@ -100,7 +129,7 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--execute", action="store_true")
     args = parser.parse_args(argv)
-    stale = []
+    stale, seconds = [], {}
     readme = publish.readme_with_badges(README.read_text(), "notebooks/00_setup_preflight.ipynb")
     if readme != README.read_text():
         if args.check:
@@ -122,9 +151,11 @@ def main(argv=None) -> int:
                 stale.append(target.name)
             continue
         if args.execute:
-            execute(sol)
+            seconds[sol.stem] = execute(sol)
             ex = exercise_version(nbformat.read(sol, as_version=4), sol.name)
         nbformat.write(ex, target)
+    if seconds and len(seconds) == len(list(SOLUTIONS.glob("*.ipynb"))):
+        write_timings(seconds)
     extra = {p.name for p in EXERCISES.glob("*.ipynb")} - {p.name for p in SOLUTIONS.glob("*.ipynb")}
     stale += sorted(extra)
     if args.check and stale:

@@ -1,0 +1,53 @@
+"""The instructor's timetable: every figure from a measurement, a computation or a stated assumption."""
+
+import json
+
+import pytest
+
+from utils import timetable
+
+
+def test_the_committed_page_is_the_generated_one():
+    assert timetable.PAGE.read_text() == timetable.build(), "run: python -m utils.timetable --write"
+
+
+def test_cpu_times_are_a_measured_run_of_every_notebook_on_a_named_machine():
+    cpu = timetable.cpu_timings()
+    assert set(cpu["seconds"]) == set(timetable.PLAN)
+    assert all(s > 0 for s in cpu["seconds"].values()) and cpu["machine"] and cpu["date"]
+
+
+def test_the_plan_fits_the_session_on_a_cpu():
+    cpu = timetable.cpu_timings()["seconds"]
+    used = sum(t + e + timetable.minutes(cpu[nb]) for nb, (t, e) in timetable.PLAN.items()) + timetable.BREAK_MIN
+    assert used <= timetable.SESSION_MIN
+    assert timetable.clock().endswith(f"{used // 60}:{used % 60:02d}.")
+
+
+def test_downloads_follow_the_rate_and_name_it_an_assumption():
+    slow, fast = timetable.build(10), timetable.build(100)
+    assert "at **10 MB/s, an assumption**" in slow and "at **100 MB/s, an assumption**" in fast
+    per_nb, once = timetable.downloads("t4")
+    assert per_nb["04_speculative_decoding"] > per_nb["01_measuring_cost"] > 0 == per_nb["07_cost_curve"]
+    assert once < sum(per_nb.values())
+
+
+def test_a_missing_or_bad_input_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    with pytest.raises(ValueError, match="positive number of MB/s"):
+        timetable.build(-5)
+    short = tmp_path / "t.json"
+    data = timetable.cpu_timings()
+    del data["seconds"]["08_serving"]
+    short.write_text(json.dumps(data))
+    monkeypatch.setattr(timetable, "CPU_TIMINGS", short)
+    assert timetable.main([]) == 2
+    assert "no run time for 08_serving" in capsys.readouterr().err
+
+
+def test_a_gpu_room_over_the_session_is_told_what_to_leave_out():
+    teaching = sum(t + e for t, e in timetable.PLAN.values()) + timetable.BREAK_MIN
+    spare = timetable.SESSION_MIN - teaching
+    text = timetable.gpu_room(teaching, fresh_min=spare + 5, once_min=spare - 3, gpu_min=0)
+    assert "with fresh runtimes the plan is 5 min over: leave out notebook 08 (saves 8 min)" in text
+    assert "with a kept cache the plan fits, 3 min to spare" in text
+    assert "two sessions" in timetable.gpu_room(teaching, fresh_min=spare + 500, once_min=0, gpu_min=0)
