@@ -29,7 +29,7 @@ def quick_profile(tmp_path, monkeypatch):
     path = tmp_path / "quick.toml"
     path.write_text(QUICK)
     monkeypatch.setenv("LLMFLATION_PROFILES_FILE", str(path))
-    monkeypatch.setattr(benchmark, "PPL_TOKENS", 256)
+    monkeypatch.setattr(benchmark, "SCORED_TOKENS", 256)
     monkeypatch.setattr(benchmark, "EM_ITEMS", 2)
     return "quick"
 
