@@ -121,7 +121,7 @@ def write_timings(seconds: dict[str, float]) -> None:
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds={k: round(v, 1) for k, v in seconds.items()}), indent=1) + "\n", encoding="utf-8")
     from utils import timetable
-    timetable.PAGE.write_text(timetable.build(), encoding="utf-8")      # the page that reads them
+    timetable.write()                              # the page that reads them
 
 
 def main(argv=None) -> int:

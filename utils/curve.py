@@ -261,8 +261,8 @@ def plot_waterfall(ax, rows: list[dict]) -> None:
                  f"compounding: {product} = {total:.3g}x cheaper", fontsize=10)
 
 
-def plot(rows: list[dict], path: Path, title: str = "Your LLMflation cost curve",
-         price_per_hour: float | None = None) -> Path:
+def plot(rows: list[dict], path: Path, price_per_hour: float,
+         title: str = "Your LLMflation cost curve") -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -273,7 +273,7 @@ def plot(rows: list[dict], path: Path, title: str = "Your LLMflation cost curve"
     plot_history(left, rows, priced())
     plot_waterfall(right, rows)
     models = sorted({r["configuration"].split(",")[0] for r in rows})
-    fig.text(0.5, 0.035, BASIS.format(model=" / ".join(models), price=price_per_hour if price_per_hour else "?"),
+    fig.text(0.5, 0.035, BASIS.format(model=" / ".join(models), price=price_per_hour),
              ha="center", fontsize=8, wrap=True)
     if any(r["random_weights"] for r in rows):
         fig.text(0.5, 0.01, "Hatched bars: RANDOM WEIGHTS (speed and memory are real, quality is not)",
@@ -299,7 +299,7 @@ def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float,
         raise ValueError(f"{store.path} holds no benchmark measurements yet; run a notebook or "
                          f"python -m utils.benchmark first")
     paths = (write_csv(rows, out_dir / "cost_curve.csv"),
-             plot(rows, out_dir / "cost_curve.png", price_per_hour=price_per_hour))
+             plot(rows, out_dir / "cost_curve.png", price_per_hour))
     if log is not None:
         log(summary(rows, records))
     return paths

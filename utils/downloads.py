@@ -93,21 +93,30 @@ def fetch(ref: ModelRef, log=print) -> str | None:
         disable_progress_bars()
 
 
+def sizes(profile: Profile) -> dict[str, dict[str, float]]:
+    """Per notebook ("01", ...), the GB of each hub model it downloads on ``profile`` (computed)."""
+    return {nb: {r.id: download_gb(r) for r in notebook_models(nb, profile) if is_hub(r)}
+            for nb in NOTEBOOK_ROLES}
+
+
+def totals(profile: Profile) -> tuple[float, float]:
+    """GB a learner downloads when every notebook runs in a fresh runtime (Colab), and with one
+    runtime or a kept cache (each model once)."""
+    per = sizes(profile)
+    distinct = {i: g for models in per.values() for i, g in models.items()}
+    return sum(sum(m.values()) for m in per.values()), sum(distinct.values())
+
+
 def table(profile: Profile) -> list[str]:
     """Per notebook, the models it loads on ``profile`` and their downloads (computed), with
     what a learner downloads in total when every notebook runs in a fresh runtime (Colab)
     against one runtime or a kept cache."""
-    rows, seen, fresh = [], {}, 0.0
-    for nb in NOTEBOOK_ROLES:
-        refs = [r for r in notebook_models(nb, profile) if is_hub(r)]
-        sizes = {r.id: download_gb(r) for r in refs}
-        fresh += sum(sizes.values())
-        seen.update(sizes)
-        rows.append(f"{nb}  {', '.join(f'{i} {g:.1f} GB' for i, g in sizes.items()) or 'nothing to download'}")
+    rows = [f"{nb}  {', '.join(f'{i} {g:.1f} GB' for i, g in models.items()) or 'nothing to download'}"
+            for nb, models in sizes(profile).items()]
+    fresh, once = totals(profile)
     rows.append(f"total: {fresh:.1f} GB when each notebook runs in a fresh runtime (Colab); "
-                f"{sum(seen.values()):.1f} GB with one runtime or a kept hub cache")
+                f"{once:.1f} GB with one runtime or a kept hub cache")
     return rows
-
 
 if __name__ == "__main__":
     import argparse

@@ -47,13 +47,13 @@ def figure(row: dict) -> str:
 
 def show_published(topic: str) -> None:
     """Print one topic's published figures, each with what it measured and its source."""
+    rows = published(topic)
     print(f"Published ({topic}; datasets/reference_gpu.csv, cited as published):")
-    for r in published(topic):
+    for r in rows:
         versus = f" vs {r['versus']}" if r["versus"] else ""
         print(f"  {r['gpu']:<10} {r['model']}, {r['configuration']}: {r['metric']} {figure(r)}{versus}")
         print(f"             {r['note']}. [{r['source']}, {r['date']}, {r['url']}]")
-    ratios = _ratios(published(topic))
-    for text in ratios:
+    for text in _ratios(rows):
         print(f"  computed from the rows above: {text}")
 
 

@@ -66,21 +66,21 @@ def gpu_rehearsal() -> dict[str, float]:
 
 
 def downloads(profile_name: str) -> tuple[dict[str, float], float]:
-    """GB each notebook downloads on ``profile_name`` in a fresh runtime, and the GB of the
+    """GB each notebook of the plan downloads on ``profile_name`` in a fresh runtime, and the GB of the
     distinct models (one runtime, or a kept cache); computed by :mod:`utils.downloads`."""
-    from .downloads import download_gb, is_hub, notebook_models
+    from .downloads import sizes, totals
     from .profiles import get_profile
     profile = get_profile(profile_name)
-    per, distinct = {}, {}
-    for nb in PLAN:
-        refs = [r for r in notebook_models(nb[:2], profile) if is_hub(r)]
-        per[nb] = sum(download_gb(r) for r in refs)
-        distinct.update({r.id: download_gb(r) for r in refs})
-    return per, sum(distinct.values())
+    per = sizes(profile)
+    return {nb: sum(per.get(nb[:2], {}).values()) for nb in PLAN}, totals(profile)[1]
 
 
 def minutes(seconds: float) -> int:
     return math.ceil(seconds / 60)
+
+
+def download_minutes(gb: float, download_mb_s: float) -> int:
+    return minutes(gb * 1e3 / download_mb_s)
 
 
 def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
@@ -93,7 +93,7 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
     if missing:
         raise ValueError(f"{CPU_TIMINGS.name} has no run time for {', '.join(sorted(missing))}: "
                          f"run python scripts/make_exercises.py --execute")
-    dl_min = {nb: minutes(gb * 1e3 / download_mb_s) for nb, gb in t4.items()}
+    dl_min = {nb: download_minutes(gb, download_mb_s) for nb, gb in t4.items()}
     lines = [
         "# Timetable: a 3-hour class, derived from the kit's figures",
         "",
@@ -122,11 +122,11 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
     talk = sum(t for t, _ in PLAN.values())
     exercises = sum(e for _, e in PLAN.values())
     cpu_run = sum(minutes(s) for nb, s in cpu["seconds"].items() if nb in PLAN)
-    cpu_total = talk + exercises + cpu_run + BREAK_MIN
-    once_min = minutes(total_once * 1e3 / download_mb_s)
-    fresh_min = minutes(total_fresh * 1e3 / download_mb_s)
-    gpu_min = minutes(sum(gpu.values()))
     teaching = talk + exercises + BREAK_MIN
+    cpu_total = teaching + cpu_run
+    once_min = download_minutes(total_once, download_mb_s)
+    fresh_min = download_minutes(total_fresh, download_mb_s)
+    gpu_min = minutes(sum(gpu.values()))
     a100_per, a100_once = downloads("a100-80")
     a100_fresh = sum(a100_per.values())
     lines += [
@@ -134,7 +134,7 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         "## The 3-hour plan",
         "",
         f"- talk {talk} min + exercises {exercises} min + one break {BREAK_MIN} min = "
-        f"{talk + exercises + BREAK_MIN} min of teaching.",
+        f"{teaching} min of teaching.",
         f"- **CPU room (offline profile, Binder or laptops):** + {cpu_run} min of notebook runs (measured, each "
         f"notebook rounded up to a minute) = **{cpu_total} min** of {SESSION_MIN}.",
         f"- **Colab T4 room:** each notebook runs in a fresh runtime, so every learner downloads "
@@ -142,7 +142,7 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         f"Jupyter, one VM) it is {total_once:.1f} GB ({once_min} min). With the GPU runs' lower bound "
         f"({gpu_min} min, H100 speed) on top: " + gpu_room(teaching, fresh_min, once_min, gpu_min) + ".",
         f"- **A100 / H100 room** (profile a100-80): {a100_fresh:.1f} GB in fresh runtimes, {a100_once:.1f} GB "
-        f"with a kept cache ({minutes(a100_once * 1e3 / download_mb_s)} min); no full-length run of this profile "
+        f"with a kept cache ({download_minutes(a100_once, download_mb_s)} min); no full-length run of this profile "
         f"has been timed yet.",
         "",
         "Clock (CPU room): " + clock(),
@@ -189,6 +189,13 @@ def clock() -> str:
     return ", ".join(out) + "."
 
 
+def write(page: str | None = None) -> Path:
+    """Write the timetable page (``build()``'s, unless given); returns its path."""
+    PAGE.parent.mkdir(parents=True, exist_ok=True)
+    PAGE.write_text(build() if page is None else page, encoding="utf-8")
+    return PAGE
+
+
 @cli.command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="The instructor's timetable, from measured and computed figures.")
@@ -202,9 +209,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return cli.USER_ERROR_STATUS
     if args.write:
-        PAGE.parent.mkdir(parents=True, exist_ok=True)
-        PAGE.write_text(page, encoding="utf-8")
-        print(f"wrote {PAGE.relative_to(REPO)}")
+        print(f"wrote {write(page).relative_to(REPO)}")
     else:
         print(page)
     return 0
