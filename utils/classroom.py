@@ -19,7 +19,7 @@ from collections import Counter
 from . import cli
 from .curve import curve_rows, left_out, write_csv
 from .data import gpu, gpu_key_for
-from .results import ResultsStore
+from .results import ResultsStore, learner_id
 from .steps import coverage
 
 
@@ -33,8 +33,7 @@ def price_for(records: list[dict]) -> tuple[float, str]:
 def learner_of(records: list[dict], fallback: str) -> tuple[str, str]:
     """(identity, label) of a file's learner: the id recorded in the store (utils.results) and
     the name they set, else the file's path (as given, so ``a/me`` and ``b/me`` stay two)."""
-    mine = next((r["learner"] for r in reversed(records) if isinstance(r.get("learner"), dict)
-                 and isinstance(r["learner"].get("id"), str)), None)
+    mine = next((r["learner"] for r in reversed(records) if learner_id(r) is not None), None)
     if mine is None:
         return f"file:{fallback}", fallback
     return f"id:{mine['id']}", mine.get("name") or fallback

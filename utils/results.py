@@ -110,6 +110,12 @@ def record_problems(record) -> list[str]:
     return out + _non_finite(metrics, "metrics")
 
 
+def learner_id(record: dict) -> str | None:
+    """The learner id a record carries (see :meth:`ResultsStore.learner`), or None."""
+    learner = record.get("learner")
+    return learner["id"] if isinstance(learner, dict) and isinstance(learner.get("id"), str) else None
+
+
 _REPORTED: set[str] = set()      # problems already told, so a run reports each bad line once
 
 
@@ -167,8 +173,7 @@ class ResultsStore:
         records carry) and, when $LLMFLATION_LEARNER is set, a name for the class chart."""
         if self._learner_id is None:
             records, _ = self.read() if self.path.is_file() else ([], [])
-            ids = [r["learner"]["id"] for r in records
-                   if isinstance(r.get("learner"), dict) and isinstance(r["learner"].get("id"), str)]
+            ids = [i for i in map(learner_id, records) if i is not None]
             import uuid
             self._learner_id = ids[0] if ids else uuid.uuid4().hex[:12]
         name = os.environ.get(ENV_LEARNER, "").strip()
