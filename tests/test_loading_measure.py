@@ -182,3 +182,11 @@ def test_int8_footprint_is_the_same_before_and_after_a_forward_pass(tiny_checkpo
     with torch.inference_mode():
         loaded.model(torch.tensor([[1, 2, 3]]))
     assert measured_weight_bytes(loaded.model) == before      # the row scales moved, not vanished
+
+
+def test_versus_marks_a_difference_inside_the_repeats_spread_as_noise():
+    from utils.measure import Stat, versus
+    fast, slow = Stat(150, 140, 160, 3), Stat(100, 90, 110, 3)
+    assert versus(fast, slow) == "1.50x" and not fast.overlaps(slow)
+    wobbly = Stat(120, 95, 145, 3)
+    assert versus(wobbly, slow) == "1.20x (within noise)" and wobbly.overlaps(slow) and slow.overlaps(wobbly)

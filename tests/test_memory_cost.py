@@ -129,3 +129,24 @@ def test_the_notebooks_roofline_is_the_formula_with_this_machines_bandwidth(tmp_
                               compute_dtype="float32"))   # a CPU computes (and caches) in fp32
     h100 = lab.roofline("nf4", gpu_key="H100-SXM")
     assert h100 == pytest.approx(roofline_tokens_per_s(shape, "nf4", gpu("H100-SXM")["bandwidth_gbs"]))
+
+
+def test_the_ridge_batch_is_where_the_bandwidth_roofline_meets_the_compute_roof():
+    import math
+
+    from utils.cost import compute_roof_tokens_per_s, ridge_batch
+    from utils.memory import weight_bytes
+    shape = ModelShape.from_config(model_configs()["Qwen/Qwen3-8B"])
+    t4 = gpu("T4")
+    # weights only: B * bandwidth / weight bytes >= peak FLOP/s / (2 FLOPs x parameters)
+    by_hand = math.ceil(t4["fp16_tflops"] * 1e12 / (2 * shape.params)
+                        * weight_bytes(shape, "float16") / (t4["bandwidth_gbs"] * 1e9))
+    assert ridge_batch(shape, "float16", t4["bandwidth_gbs"], t4["fp16_tflops"]) == by_hand
+    assert compute_roof_tokens_per_s(shape, 65) == pytest.approx(65e12 / (2 * shape.params))
+    # 4-bit weights are fewer bytes: the ridge comes at a smaller batch; a KV cache moves it later
+    nf4 = ridge_batch(shape, "nf4", t4["bandwidth_gbs"], t4["fp16_tflops"])
+    assert nf4 < by_hand < ridge_batch(shape, "float16", t4["bandwidth_gbs"], t4["fp16_tflops"], context=256)
+    # long contexts: the KV cache keeps decode bandwidth-bound at any batch
+    assert ridge_batch(shape, "float16", t4["bandwidth_gbs"], t4["fp16_tflops"], context=2048) is None
+    with pytest.raises(ValueError):
+        compute_roof_tokens_per_s(shape, 0)

@@ -68,6 +68,42 @@ def roofline_tokens_per_s(shape: ModelShape, precision: str, bandwidth_gbs: floa
                                                      compute_dtype=compute_dtype)
 
 
+def compute_roof_tokens_per_s(shape: ModelShape, tflops: float) -> float:
+    """Upper bound on decode tokens/s when compute is the limit: 2 FLOPs per parameter per
+    token at the GPU's peak (attention's FLOPs over the KV cache are left out: small at short
+    contexts)."""
+    return _number("peak TFLOP/s", tflops, allow_zero=False) * 1e12 / (2 * shape.params)
+
+
+RIDGE_MAX_BATCH = 65536     # ridge_batch looks no further: no GPU holds that many sequences
+
+
+def ridge_batch(shape: ModelShape, precision: str, bandwidth_gbs: float, tflops: float, *,
+                context: int = 0, compute_dtype: str = "float16",
+                max_batch: int = RIDGE_MAX_BATCH) -> int | None:
+    """The smallest batch at which decode's bandwidth roofline reaches the compute roof: below it
+    a larger batch raises tokens/s almost for free, beyond it it cannot. None when the KV cache
+    keeps decode bandwidth-bound up to ``max_batch`` (long contexts)."""
+    roof = compute_roof_tokens_per_s(shape, tflops)
+    batch = 1
+    while batch <= max_batch:                  # doubling, then bisection: the roofline rises with batch
+        if roofline_tokens_per_s(shape, precision, bandwidth_gbs, batch=batch, context=context,
+                                 compute_dtype=compute_dtype) >= roof:
+            break
+        batch *= 2
+    else:
+        return None
+    low, high = batch // 2, batch
+    while high - low > 1:
+        mid = (low + high) // 2
+        if roofline_tokens_per_s(shape, precision, bandwidth_gbs, batch=mid, context=context,
+                                 compute_dtype=compute_dtype) >= roof:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
 def roofline_fraction(measured_tok_s: float, roofline_tok_s: float) -> float:
     """Measured decode rate as a fraction of the bandwidth roofline."""
     return _number("measured tokens/s", measured_tok_s) / _number(

@@ -53,6 +53,17 @@ class Stat:
     def __str__(self) -> str:
         return f"{self.median:.4g} [{self.low:.4g}-{self.high:.4g}, n={self.n}]"
 
+    def overlaps(self, other: "Stat") -> bool:
+        """Whether the two ranges of repeats overlap: then which is larger is not established."""
+        return self.low <= other.high and other.low <= self.high
+
+
+def versus(a: Stat, b: Stat) -> str:
+    """``a`` as a multiple of ``b`` (medians), marked by whether the repeats separate them:
+    '1.52x' when the ranges do not overlap, '0.97x (within noise)' when they do."""
+    ratio = f"{a.median / b.median:.2f}x" if b.median else "n/a"
+    return f"{ratio} (within noise)" if a.overlaps(b) else ratio
+
 
 @dataclass
 class Measurement:

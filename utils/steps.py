@@ -66,8 +66,9 @@ def spread(record: dict) -> tuple[float, float]:
 
 def within_noise(a: dict, b: dict) -> bool:
     """Whether two records' repeat ranges overlap: then their difference is not established."""
+    from .measure import Stat
     (a_low, a_high), (b_low, b_high) = spread(a), spread(b)
-    return a_low <= b_high and b_low <= a_high
+    return Stat(rate(a), a_low, a_high, 0).overlaps(Stat(rate(b), b_low, b_high, 0))
 
 
 def group_of(record: dict) -> tuple:
