@@ -65,9 +65,12 @@ def strip_solution(source: str) -> str:
 
 
 def published(nb, path: str):
-    """``nb`` with its header badges (for ``path``) and setup cell from utils/publish.py."""
+    """``nb`` with its header badges (for ``path``) and setup cell from utils/publish.py, and its
+    estimated-time table from utils/timetable.py (the measured and computed figures)."""
+    from utils import timetable
     nb = copy.deepcopy(nb)
-    nb.cells[0].source = publish.with_badges(nb.cells[0].source, path)
+    nb.cells[0].source = timetable.with_header_table(publish.with_badges(nb.cells[0].source, path),
+                                                     Path(path).stem)
     nb.cells[1].source = publish.setup_cell()
     return nb
 
@@ -156,6 +159,7 @@ def main(argv=None) -> int:
         nbformat.write(ex, target)
     if seconds and len(seconds) == len(list(SOLUTIONS.glob("*.ipynb"))):
         write_timings(seconds)
+        return main([])          # the headers' estimated times read the timings just written
     extra = {p.name for p in EXERCISES.glob("*.ipynb")} - {p.name for p in SOLUTIONS.glob("*.ipynb")}
     stale += sorted(extra)
     if args.check and stale:

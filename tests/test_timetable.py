@@ -51,3 +51,27 @@ def test_a_gpu_room_over_the_session_is_told_what_to_leave_out():
     assert "with fresh runtimes the plan is 5 min over: leave out notebook 08 (saves 8 min)" in text
     assert "with a kept cache the plan fits, 3 min to spare" in text
     assert "two sessions" in timetable.gpu_room(teaching, fresh_min=spare + 500, once_min=0, gpu_min=0)
+
+
+def test_every_notebook_header_states_the_timetables_figures_not_typed_ones():
+    import re
+
+    import nbformat
+    for folder in ("solutions", "notebooks"):
+        for path in sorted((timetable.REPO / folder).glob("*.ipynb")):
+            head = nbformat.read(path, as_version=4).cells[0].source
+            assert timetable.header_table(path.stem) in head, f"{folder}/{path.name}: run scripts/make_exercises.py"
+    cpu, (talk, ex) = timetable.cpu_timings()["seconds"], timetable.PLAN["06_larger_baseline"]
+    table = timetable.header_table("06_larger_baseline", download_mb_s=25)
+    gb = timetable.downloads("t4")[0]["06_larger_baseline"]
+    assert f"| {talk + ex + timetable.minutes(cpu['06_larger_baseline'])} min: {talk} talk, {ex} exercises" in table
+    assert f"plus {timetable.download_minutes(gb, 25)} min to download {gb:.1f} GB" in table
+    assert "25 MB/s, an assumption" in table and re.search(r"at least \d+ min to run", table)
+    assert "nothing to download" in timetable.header_table("07_cost_curve")
+
+
+def test_a_header_without_the_table_or_a_notebook_outside_the_plan_is_refused():
+    with pytest.raises(ValueError, match="no estimated-time table"):
+        timetable.with_header_table("# 02 · Quantization\n\nno table here\n", "02_quantization")
+    with pytest.raises(ValueError, match="not in the timetable's plan"):
+        timetable.header_table("09_moe")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -40,7 +41,7 @@ ASSUMED_DOWNLOAD_MB_S = 50.0
 
 # The plan's choices, in minutes per notebook: (talk, exercises). The instructor's to change.
 PLAN = {
-    "00_setup_preflight": (10, 8), "01_measuring_cost": (12, 8), "02_quantization": (12, 10),
+    "00_setup_preflight": (10, 8), "01_measuring_cost": (12, 8), "02_quantization": (12, 12),
     "03_attention_kernels": (10, 8), "04_speculative_decoding": (12, 10), "05_batching": (10, 8),
     "06_larger_baseline": (8, 6), "07_cost_curve": (10, 6), "08_serving": (8, 0),
 }
@@ -187,6 +188,47 @@ def clock() -> str:
             out.append(f"break {at(t)}-{at(t + BREAK_MIN)}")
             t += BREAK_MIN
     return ", ".join(out) + "."
+
+
+HEADER_TABLE = re.compile(r"\| hardware \| estimated time \|\n\|---\|---\|\n(?:\|[^\n]*\|\n?)+")
+
+
+def header_table(notebook: str, download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
+    """The "estimated time" table of one notebook's header, from the same figures as the timetable
+    page: the plan's talk and exercise minutes, the measured CPU run, the computed downloads at the
+    assumed rate, and the T4-limits rehearsal as a lower bound."""
+    if notebook not in PLAN:
+        raise ValueError(f"{notebook} is not in the timetable's plan ({', '.join(PLAN)})")
+    talk, ex = PLAN[notebook]
+    cpu, gpu = cpu_timings()["seconds"], gpu_rehearsal()
+    t4, a100 = downloads("t4")[0][notebook], downloads("a100-80")[0][notebook]
+
+    def fetch(gb: float) -> str:
+        if not gb:
+            return "nothing to download"
+        return f"{download_minutes(gb, download_mb_s)} min to download {gb:.1f} GB in a fresh runtime"
+
+    run = f"at least {minutes(gpu[notebook])} min to run" if notebook in gpu else "run not timed yet"
+    return "\n".join([
+        "| hardware | estimated time |",
+        "|---|---|",
+        f"| CPU (offline profile) | {talk + ex + minutes(cpu[notebook])} min: {talk} talk, {ex} exercises, "
+        f"{minutes(cpu[notebook])} min to run (measured) |",
+        f"| Colab T4 | {talk + ex} min of talk and exercises, plus {fetch(t4)}; {run} (a T4's limits on an H100) |",
+        f"| A100 / H100 | {talk + ex} min of talk and exercises, plus {fetch(a100)}; run not timed yet |",
+        "",
+        f"*Downloads at {download_mb_s:g} MB/s, an assumption; every figure comes from "
+        f"[the timetable](../docs/timetable.md).*",
+    ]) + "\n"
+
+
+def with_header_table(markdown: str, notebook: str) -> str:
+    """A notebook's header cell with its estimated-time table (and the note under it) regenerated."""
+    note = re.compile(r"\n\*Downloads at [^\n]*\*\n")
+    markdown = note.sub("", markdown, count=1)
+    if not HEADER_TABLE.search(markdown):
+        raise ValueError(f"{notebook}: the header cell has no estimated-time table to regenerate")
+    return HEADER_TABLE.sub(lambda _: header_table(notebook), markdown, count=1)
 
 
 def write(page: str | None = None) -> Path:
