@@ -75,3 +75,5 @@ def test_a_header_without_the_table_or_a_notebook_outside_the_plan_is_refused():
         timetable.with_header_table("# 02 · Quantization\n\nno table here\n", "02_quantization")
     with pytest.raises(ValueError, match="not in the timetable's plan"):
         timetable.header_table("09_moe")
+    with pytest.raises(ValueError, match="positive number of MB/s"):
+        timetable.header_table("02_quantization", download_mb_s=-5)     # the page's rule, in the headers too

@@ -84,10 +84,16 @@ def download_minutes(gb: float, download_mb_s: float) -> int:
     return minutes(gb * 1e3 / download_mb_s)
 
 
-def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
-    """The timetable page (Markdown)."""
+def check_rate(download_mb_s: float) -> float:
+    """The download rate, refused unless it is a positive, finite number of MB/s."""
     if not (isinstance(download_mb_s, (int, float)) and 0 < download_mb_s < float("inf")):
         raise ValueError(f"download rate must be a positive number of MB/s, got {download_mb_s!r}")
+    return download_mb_s
+
+
+def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
+    """The timetable page (Markdown)."""
+    check_rate(download_mb_s)
     cpu, gpu = cpu_timings(), gpu_rehearsal()
     t4, total_once = downloads("t4")
     missing = set(PLAN) - set(cpu["seconds"])
@@ -199,6 +205,7 @@ def header_table(notebook: str, download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) ->
     assumed rate, and the T4-limits rehearsal as a lower bound."""
     if notebook not in PLAN:
         raise ValueError(f"{notebook} is not in the timetable's plan ({', '.join(PLAN)})")
+    check_rate(download_mb_s)
     talk, ex = PLAN[notebook]
     cpu, gpu = cpu_timings()["seconds"], gpu_rehearsal()
     t4, a100 = downloads("t4")[0][notebook], downloads("a100-80")[0][notebook]
