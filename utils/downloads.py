@@ -99,10 +99,9 @@ def sizes(profile: Profile) -> dict[str, dict[str, float]]:
             for nb in NOTEBOOK_ROLES}
 
 
-def totals(profile: Profile) -> tuple[float, float]:
-    """GB a learner downloads when every notebook runs in a fresh runtime (Colab), and with one
-    runtime or a kept cache (each model once)."""
-    per = sizes(profile)
+def totals(per: dict[str, dict[str, float]]) -> tuple[float, float]:
+    """From a profile's :func:`sizes`: GB a learner downloads when every notebook runs in a fresh
+    runtime (Colab), and with one runtime or a kept cache (each model once)."""
     distinct = {i: g for models in per.values() for i, g in models.items()}
     return sum(sum(m.values()) for m in per.values()), sum(distinct.values())
 
@@ -111,9 +110,10 @@ def table(profile: Profile) -> list[str]:
     """Per notebook, the models it loads on ``profile`` and their downloads (computed), with
     what a learner downloads in total when every notebook runs in a fresh runtime (Colab)
     against one runtime or a kept cache."""
+    per = sizes(profile)
     rows = [f"{nb}  {', '.join(f'{i} {g:.1f} GB' for i, g in models.items()) or 'nothing to download'}"
-            for nb, models in sizes(profile).items()]
-    fresh, once = totals(profile)
+            for nb, models in per.items()]
+    fresh, once = totals(per)
     rows.append(f"total: {fresh:.1f} GB when each notebook runs in a fresh runtime (Colab); "
                 f"{once:.1f} GB with one runtime or a kept hub cache")
     return rows

@@ -73,7 +73,7 @@ def downloads(profile_name: str) -> tuple[dict[str, float], float]:
     from .profiles import get_profile
     profile = get_profile(profile_name)
     per = sizes(profile)
-    return {nb: sum(per.get(nb[:2], {}).values()) for nb in PLAN}, totals(profile)[1]
+    return {nb: sum(per.get(nb[:2], {}).values()) for nb in PLAN}, totals(per)[1]
 
 
 def minutes(seconds: float) -> int:
