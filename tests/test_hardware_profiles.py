@@ -248,3 +248,18 @@ def test_an_untested_transformers_stops_with_the_fix(monkeypatch):
     monkeypatch.setattr(versions, "installed",
                         lambda name: "5.23.0" if name == "transformers" else real(name))
     assert "transformers 5.23.0" in versions.check_versions(allow_untested=False)
+
+
+def test_a_described_t4_is_computed_with_its_own_limits_even_on_a_bigger_gpu(monkeypatch):
+    """The timetable computes what fits on a T4 on any machine, an H100 included: a described
+    machine's memory is its own figure, never the live GPU's free memory."""
+    import torch
+
+    from utils.emulate import TARGETS, described
+    from utils.hardware import available_gb
+    from utils.preflight import fitting_precision
+    t4 = described(TARGETS["t4"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (80 * 10**9, 80 * 10**9))
+    assert available_gb(t4) == TARGETS["t4"].usable_gb and t4.compute_dtype == "float16"
+    assert fitting_precision(get_profile("t4"), t4) == "nf4"            # fp16 8B does not fit in 15 GB

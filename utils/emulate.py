@@ -80,6 +80,15 @@ def emulate(hw, target: Emulated, *, apply_limits: bool = True):
                    flash_attn_usable=False, emulated=target.name, host_gpu=hw.gpu_name)
 
 
+def described(target: Emulated):
+    """A machine with ``target``'s limits, described rather than detected (no GPU needed): what
+    the kit computes for that GPU (what fits, in which precision) on any machine."""
+    from .hardware import Hardware, bf16_native, sdpa_backends_for
+    cc = target.compute_capability
+    return Hardware(device="cuda", gpu_name=target.name, compute_capability=cc,
+                    vram_gb=target.usable_gb, bf16=bf16_native(cc), sdpa_backends=sdpa_backends_for(cc))
+
+
 def impose(target: Emulated, total_gb: float) -> None:
     """Cap this process's CUDA memory and switch off the SDPA kernels ``target`` lacks."""
     import torch

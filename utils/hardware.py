@@ -281,7 +281,7 @@ def available_gb(hw: Hardware) -> float:
             return hw.ram_gb
         return min(hw.ram_gb, free_ram_gb() if hw.live else hw.free_ram_gb)
     import torch
-    if not torch.cuda.is_available():      # a described (mocked) GPU: its figures as detected
+    if not hw.live or not torch.cuda.is_available():   # a described (mocked) GPU: its own figures
         return hw.free_vram_gb if hw.free_vram_gb is not None else hw.vram_gb
     free = torch.cuda.mem_get_info()[0] / GB
     if hw.emulated:

@@ -46,6 +46,7 @@ class Loaded:
     predicted: MemoryEstimate
     load_seconds: float
     random_weights: bool = False
+    kept_copy: Path | None = None      # the kept copy it was read from (utils.kept), if any
 
     def settings(self) -> dict:
         return dict(model=self.ref.id, revision=self.ref.revision, precision=self.precision,
@@ -312,7 +313,7 @@ def needs_finite_check(compute: str, random_weights: bool) -> bool:
 def load_model(model: str | ModelRef, precision: str | None = None, *,
                attn_implementation: str = "sdpa", hw: Hardware | None = None,
                random_weights: bool | None = None, context: int = 2048,
-               trust_remote_code: bool = False) -> Loaded:
+               trust_remote_code: bool = False, keep: bool = False, log=print) -> Loaded:
     """Load ``model`` at ``precision`` with ``attn_implementation``; see the module doc.
 
     ``precision`` defaults to the hardware's compute dtype (bf16 on sm80+, fp16
@@ -320,11 +321,15 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     download when the predicted memory does not fit, and :class:`ModelLoadError`
     with advice for a missing directory, no internet, a gated model or an
     unavailable attention kernel.
+
+    ``keep=True`` uses a kept copy (:mod:`utils.kept`: on Colab, on Drive) where copies are kept
+    and one saves a download (a hub model in 8 or 4 bits): a matching copy from an earlier
+    runtime is read instead of the hub, and without one the model is saved after loading.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from . import rehearsal
+    from . import kept, rehearsal
 
     quiet_transformers()
     hw = hw or detect_hardware()
@@ -345,31 +350,46 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
                where="GPU's free memory" if hw.device == "cuda" else "machine's RAM", name=ref.id)
 
     source = local_path(ref)
-    if random_weights:
+    keep_in = kept.root() if keep and not random_weights and kept.worth_keeping(ref, precision) else None
+    copy = kept.find(keep_in, ref, precision, compute, log=log)
+    snapshot = None
+    if copy is not None:               # quantized already: its config.json says how
+        log(f"loading {kept.describe(copy)}")
+        read_from = time.perf_counter()
+        source = kept.staged(copy, log=log)
+    elif random_weights:
         source = random_source(ref, config, source)
     elif source is not None:
         check_weights(source)
     else:                              # a hub model: download once, with progress shown
         from .downloads import fetch
         with hub_errors(ref):
-            fetch(ref)
+            snapshot = fetch(ref, log=log)
     kwargs = dict(
         revision=None if source is not None else ref.revision,
         dtype=getattr(torch, precision if precision in BYTES_16 else compute),
-        quantization_config=quantization_config(precision, compute),
         attn_implementation=attn_implementation, use_safetensors=True,
         trust_remote_code=trust_remote_code, device_map=hw.device)
+    if copy is None:     # a kept copy's config.json has its own (passing None would drop it)
+        kwargs["quantization_config"] = quantization_config(precision, compute)
     start = time.perf_counter()
     with hub_errors(ref):
         tokenizer = AutoTokenizer.from_pretrained(
             source or ref.id, revision=kwargs["revision"], trust_remote_code=trust_remote_code)
         loaded = AutoModelForCausalLM.from_pretrained(source or ref.id, **kwargs)
     loaded.eval()
+    seconds = time.perf_counter() - start
+    if copy is not None:                # the rate a kept copy really came in at (the timetable assumes one)
+        took = time.perf_counter() - read_from
+        log(f"read and loaded the kept copy in {took:.1f} s ({kept.size_gb(copy) * 1e3 / took:.0f} MB/s)")
+    if keep_in is not None and copy is None:     # before any forward pass (see utils.kept)
+        kept.save(loaded, tokenizer, keep_in, ref, precision, compute,
+                  commit=Path(snapshot).name if snapshot else None, log=log)
     if needs_finite_check(compute, random_weights):
         check_finite_logits(loaded, tokenizer, hw.device, f"{ref.id} at {precision} (computing in fp16)")
     return Loaded(model=loaded, tokenizer=tokenizer, ref=ref, precision=precision,
                   attn_implementation=attn_implementation, device=hw.device, predicted=estimate,
-                  load_seconds=time.perf_counter() - start, random_weights=random_weights)
+                  load_seconds=seconds, random_weights=random_weights, kept_copy=copy)
 
 
 def free(loaded: Loaded | None) -> None:

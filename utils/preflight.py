@@ -124,6 +124,35 @@ def attention_checks(hw: Hardware) -> list[Check]:
     return [Check("attention", True, msg), Check("FlashAttention-2", True, fa2)]
 
 
+def kept_checks(profile: Profile, hw: Hardware) -> list[Check]:
+    """Where model copies are kept (on Colab, Drive; utils.kept): whether the target's copy is there
+    for this runtime, or that notebook 01 will save one and whether it has room. Nothing where
+    copies are not kept or would save nothing (a local hub cache lasts; the offline models are on disk)."""
+    from . import kept
+    from .downloads import download_gb
+    base, ref = kept.root(), profile.target
+    try:
+        precision = fitting_precision(profile, hw)
+    except (ModelTooLargeError, ModelLoadError, UnsupportedArchitecture):
+        return []                                   # memory_checks says why
+    if base is None or not kept.worth_keeping(ref, precision):
+        return []
+    said: list[str] = []
+    found = kept.find(base, ref, precision, hw.compute_dtype, log=said.append)
+    if found is not None:
+        return [Check("kept copy", True, f"{kept.describe(found)} for this runtime")]
+    need = predict_memory(ModelShape.from_config(model_config(ref)), precision,
+                          compute_dtype=hw.compute_dtype).weights_gb
+    free = kept.free_gb(base)
+    why = f" ({said[0]})" if said else ""
+    if need + kept.MARGIN_GB > free:
+        return [Check("kept copy", False, f"none yet{why}, and {base} has {free:.1f} GB free: the {precision} copy "
+                                          f"of {ref.id} needs {need:.1f} GB, so every notebook downloads its "
+                                          f"{download_gb(ref):.1f} GB again. Free some space to keep it.")]
+    return [Check("kept copy", True, f"none yet{why}: notebook 01 saves {ref.id} in {precision} to {base} "
+                                     f"({need:.1f} GB of the {free:.1f} GB free), for the notebooks after it")]
+
+
 def results_check(path: Path) -> Check:
     """Whether the results file can take records and be read back: checked before any measurement."""
     try:
@@ -151,7 +180,8 @@ def preflight(profile: Profile | None = None, hw: Hardware | None = None,
                                           f"detected. Use LLMFLATION_PROFILE=offline (or cpu with internet).",
                             blocking=True))
     return (checks
-            + memory_checks(profile, hw) + network_checks(profile) + attention_checks(hw))
+            + memory_checks(profile, hw) + kept_checks(profile, hw) + network_checks(profile)
+            + attention_checks(hw))
 
 
 @cli.command

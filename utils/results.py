@@ -29,6 +29,22 @@ COLAB_DRIVE = Path("/content/drive/MyDrive")    # where Colab mounts a learner's
 DRIVE_FOLDER = "llmflation-lab"
 
 
+def in_colab_runtime(in_colab: bool | None = None) -> bool:
+    """Whether this kernel runs on Colab (``in_colab`` overrides, for tests)."""
+    if in_colab is None:
+        import sys
+        return "google.colab" in sys.modules
+    return in_colab
+
+
+def drive_folder(in_colab: bool | None = None, drive: Path = COLAB_DRIVE) -> Path | None:
+    """The kit's folder on a mounted Google Drive (results, kept model copies), or None when not
+    on Colab or Drive is not mounted."""
+    if in_colab_runtime(in_colab) and drive.is_dir():
+        return drive / DRIVE_FOLDER
+    return None
+
+
 def default_path(in_colab: bool | None = None, drive: Path = COLAB_DRIVE) -> tuple[Path, str | None]:
     """Where results go when no path is given, and a warning when they would not last.
 
@@ -37,18 +53,17 @@ def default_path(in_colab: bool | None = None, drive: Path = COLAB_DRIVE) -> tup
     one; without it the results stay in the runtime and the warning says how to keep them."""
     if os.environ.get(ENV_PATH):
         return Path(os.environ[ENV_PATH]).expanduser(), None
-    if in_colab is None:
-        import sys
-        in_colab = "google.colab" in sys.modules
-    if not in_colab:
+    if not in_colab_runtime(in_colab):
         return DEFAULT_PATH, None
-    if drive.is_dir():
-        return drive / DRIVE_FOLDER / DEFAULT_PATH.name, None
+    folder = drive_folder(True, drive)
+    if folder is not None:
+        return folder / DEFAULT_PATH.name, None
     return DEFAULT_PATH, (
         "your results live in this Colab runtime only and vanish with it, so notebook 07 would "
         "find none of the earlier notebooks' measurements. To keep them, run "
         "`from google.colab import drive; drive.mount('/content/drive')` and then this cell again "
-        f"(they go to MyDrive/{DRIVE_FOLDER}/), or download {DEFAULT_PATH.relative_to(REPO)} "
+        f"(they go to MyDrive/{DRIVE_FOLDER}/, with a quantized copy of the model that the next notebooks "
+        f"read instead of downloading it again), or download {DEFAULT_PATH.relative_to(REPO)} "
         "from the Files panel before the runtime ends.")
 
 

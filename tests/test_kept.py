@@ -1,0 +1,203 @@
+"""Kept copies (utils.kept): a quantized model saved once and read back in a later runtime."""
+
+import json
+from collections import namedtuple
+
+import pytest
+
+from utils import kept
+from utils.loading import load_model
+from utils.profiles import ModelRef
+
+HUB = ModelRef("Qwen/Qwen3-8B", "main")
+
+
+@pytest.fixture
+def keep_dir(tmp_path, monkeypatch):
+    """Copies kept in a temporary folder, and the tiny local checkpoint treated as worth keeping
+    (a hub model would be; the tests have no hub)."""
+    monkeypatch.setenv(kept.ENV_KEEP, str(tmp_path / "kept"))
+    monkeypatch.setattr(kept, "worth_keeping", lambda ref, precision: True)
+    return tmp_path / "kept"
+
+
+def logits(loaded, model=None, text="The cost of a token fell"):
+    """``loaded``'s logits on a short text (with ``model`` in place of its own, if given)."""
+    import torch
+    ids = loaded.tokenizer(text, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return (model or loaded.model)(ids).logits
+
+
+def test_where_copies_are_kept(tmp_path, monkeypatch):
+    monkeypatch.delenv(kept.ENV_KEEP, raising=False)
+    drive = tmp_path / "MyDrive"
+    assert kept.root(in_colab=False, drive=drive) is None               # a local hub cache lasts
+    assert kept.root(in_colab=True, drive=drive) is None                # Colab, Drive not mounted
+    drive.mkdir()
+    assert kept.root(in_colab=True, drive=drive) == drive / "llmflation-lab" / "models"
+    monkeypatch.setenv(kept.ENV_KEEP, "off")
+    assert kept.root(in_colab=True, drive=drive) is None
+    monkeypatch.setenv(kept.ENV_KEEP, str(tmp_path / "mine"))
+    assert kept.root(in_colab=False, drive=drive) == tmp_path / "mine"
+
+
+def test_only_a_quantized_hub_model_is_worth_a_copy():
+    assert kept.worth_keeping(HUB, "nf4") and kept.worth_keeping(HUB, "int8")
+    assert not kept.worth_keeping(HUB, "float16")                       # the download again
+    assert not kept.worth_keeping(ModelRef("offline:target", "local"), "nf4")   # on disk already
+
+
+@pytest.mark.parametrize("precision", ["nf4", "int8"])
+def test_a_kept_copy_reads_back_the_same_model_without_quantizing_again(
+        tiny_checkpoint, cpu_hw, keep_dir, precision):
+    import torch
+    from utils.memory import GB, ModelShape, predict_memory
+
+    first = load_model(str(tiny_checkpoint), precision, hw=cpu_hw, keep=True, log=lambda m: None)
+    assert first.kept_copy is None
+    copy = kept.folder(keep_dir, first.ref, precision)
+    manifest = json.loads((copy / kept.MANIFEST).read_text())
+    assert manifest["precision"] == precision and manifest["model"] == str(tiny_checkpoint)
+    assert any(name.endswith(".safetensors") for name in manifest["files"])
+    assert not list(copy.glob("*.bin"))
+
+    said = []
+    again = load_model(str(tiny_checkpoint), precision, hw=cpu_hw, keep=True, log=said.append)
+    assert again.kept_copy == copy and "no download" in said[0]
+    assert torch.equal(logits(first), logits(again))
+    # the size the timetable states for a copy is the predicted weight memory
+    stored = sum(p.stat().st_size for p in copy.glob("*.safetensors")) / GB
+    shape = ModelShape.from_config(json.loads((tiny_checkpoint / "config.json").read_text()))
+    predicted = predict_memory(shape, precision, compute_dtype="float32").weights_gb   # as loaded on a CPU
+    assert stored == pytest.approx(predicted, rel=0.03)    # + safetensors headers
+
+
+def test_without_keep_a_copy_is_neither_written_nor_read(tiny_checkpoint, cpu_hw, keep_dir):
+    loaded = load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw, log=lambda m: None)
+    assert loaded.kept_copy is None and not keep_dir.exists()
+    load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw, keep=True, log=lambda m: None)
+    assert load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw, log=lambda m: None).kept_copy is None
+
+
+def test_a_copy_saved_after_a_forward_pass_on_a_cpu_reads_back_wrong(tiny_checkpoint, cpu_hw, tmp_path):
+    """Why utils.kept saves right after loading: bitsandbytes repacks 4-bit weights for the CPU at
+    the first forward pass, and save_pretrained then writes the repacked bytes."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    loaded = load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw)
+    before = logits(loaded)
+    loaded.model.save_pretrained(tmp_path / "late")
+    back = AutoModelForCausalLM.from_pretrained(tmp_path / "late", dtype=torch.float32, device_map="cpu")
+    assert not torch.allclose(before, logits(loaded, back), atol=1e-3)
+
+
+@pytest.fixture
+def saved(tiny_checkpoint, cpu_hw, keep_dir):
+    load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw, keep=True, log=lambda m: None)
+    ref = ModelRef(str(tiny_checkpoint), "main")
+    return ref, kept.folder(keep_dir, ref, "nf4")
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda copy: (copy / kept.MANIFEST).write_text("{not json"), "damaged"),
+    (lambda copy: (copy / kept.MANIFEST).unlink(), "damaged"),
+    (lambda copy: next(copy.glob("*.safetensors")).write_bytes(b"short"), "incomplete"),
+    (lambda copy: _edit(copy, bitsandbytes="0.0.1"), "bitsandbytes '0.0.1'"),
+    (lambda copy: _edit(copy, revision="0123abc"), "revision '0123abc'"),
+])
+def test_a_copy_that_does_not_match_is_not_used_and_says_why(saved, damage, reason):
+    ref, copy = saved
+    damage(copy)
+    said = []
+    assert kept.find(copy.parent, ref, "nf4", "float32", log=said.append) is None
+    assert len(said) == 1 and reason in said[0] and str(copy) in said[0]
+
+
+def _edit(copy, **fields):
+    manifest = json.loads((copy / kept.MANIFEST).read_text())
+    (copy / kept.MANIFEST).write_text(json.dumps({**manifest, **fields}))
+
+
+def test_another_precision_or_compute_dtype_is_another_copy(saved):
+    ref, copy = saved
+    assert kept.find(copy.parent, ref, "nf4", "float32") == copy
+    assert kept.find(copy.parent, ref, "fp4", "float32") is None                    # not there: silent
+    said = []
+    assert kept.find(copy.parent, ref, "nf4", "float16", log=said.append) is None
+    assert "compute_dtype 'float32' (now 'float16')" in said[0]
+
+
+def test_no_room_for_a_copy_is_said_and_the_model_still_loads(tiny_checkpoint, cpu_hw, keep_dir, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(kept.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 10**5))
+    said = []
+    loaded = load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw, keep=True, log=said.append)
+    assert loaded.model is not None
+    assert any(m.startswith("not kept:") and "GB free" in m for m in said)
+    assert not list(keep_dir.glob("*")) if keep_dir.exists() else True
+
+
+def test_an_interrupted_save_leaves_no_copy_behind(tiny_checkpoint, cpu_hw, keep_dir, monkeypatch):
+    from transformers import PreTrainedTokenizerBase
+
+    def broken(self, folder, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", broken)
+    said = []
+    loaded = load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw, keep=True, log=said.append)
+    assert loaded.model is not None and "No space left on device" in said[-1]
+    assert list(keep_dir.iterdir()) == []           # neither a copy nor a .partial folder
+    assert kept.find(keep_dir, loaded.ref, "nf4", "float32") is None
+
+
+def test_a_copy_on_drive_is_read_over_the_network_once_per_runtime(saved, tmp_path, monkeypatch):
+    ref, copy = saved
+    monkeypatch.setattr(kept, "STAGE_DIR", tmp_path / "local")
+    assert kept.staged(copy) == copy                                     # a local folder: used in place
+    monkeypatch.setattr(kept, "REMOTE", copy.parent)                     # as if it were on Drive
+    local = kept.staged(copy)
+    assert local.parent == tmp_path / "local" and kept.find(local.parent, ref, "nf4", "float32") == local
+    weights = next(local.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes())                            # untouched by a second call:
+    before = weights.stat().st_mtime_ns
+    assert kept.staged(copy) == local and weights.stat().st_mtime_ns == before
+    _edit(copy, saved="2027-01-01T00:00:00+00:00")                       # a newer copy on Drive: staged again
+    assert kept.staged(copy) == local and weights.stat().st_mtime_ns != before
+
+
+def test_no_room_on_the_local_disk_reads_the_copy_where_it_is(saved, tmp_path, monkeypatch):
+    ref, copy = saved
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(kept, "STAGE_DIR", tmp_path / "local")
+    monkeypatch.setattr(kept, "REMOTE", copy.parent)
+    monkeypatch.setattr(kept.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 10**5))
+    said = []
+    assert kept.staged(copy, log=said.append) == copy and "directly" in said[0]
+
+
+def test_preflight_says_whether_the_targets_copy_is_there_or_has_room(tmp_path, monkeypatch, hw):
+    from utils.preflight import kept_checks
+    from utils.profiles import get_profile
+    t4, profile = hw["T4"], get_profile("t4")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setenv(kept.ENV_KEEP, str(tmp_path / "drive" / "models"))
+    monkeypatch.setattr(kept.shutil, "disk_usage", lambda path: usage(15 * 10**9, 12 * 10**9, 3 * 10**9))
+    (check,) = kept_checks(profile, t4)
+    assert not check.ok and "needs 6.4 GB" in check.message and "16.4 GB again" in check.message
+    monkeypatch.setattr(kept.shutil, "disk_usage", lambda path: usage(15 * 10**9, 0, 15 * 10**9))
+    (check,) = kept_checks(profile, t4)
+    assert check.ok and "notebook 01 saves Qwen/Qwen3-8B in nf4" in check.message
+    copy = kept.folder(tmp_path / "drive" / "models", profile.target, "nf4")    # as notebook 01 leaves it
+    copy.mkdir(parents=True)
+    (copy / "model.safetensors").write_bytes(b"x" * 64)
+    (copy / kept.MANIFEST).write_text(json.dumps(dict(
+        kept.wanted(profile.target, "nf4", "float16"), files={"model.safetensors": 64}, saved="2026-11-23")))
+    (check,) = kept_checks(profile, t4)
+    assert check.ok and "no download" in check.message
+    _edit(copy, bitsandbytes="0.0.1")
+    (check,) = kept_checks(profile, t4)
+    assert check.ok and "none yet (the kept copy" in check.message and "bitsandbytes '0.0.1'" in check.message
+    monkeypatch.setenv(kept.ENV_KEEP, "off")
+    assert kept_checks(profile, t4) == []
+    assert kept_checks(get_profile("offline"), hw["none"]) == []

@@ -1,0 +1,202 @@
+"""Quantized copies of a model kept between runtimes: on Colab, on the learner's Google Drive.
+
+Each Colab notebook runs in a fresh runtime with an empty hub cache, so without help every
+notebook downloads the model's 16-bit checkpoint again and bitsandbytes quantizes it again
+on load. A kept copy is the model *as loaded*, saved once with ``save_pretrained``
+(safetensors, the quantization settings in its ``config.json``); a later runtime reads that
+smaller copy instead of downloading. Its size is the predicted weight memory
+(:func:`utils.memory.predict_memory`), which the timetable uses.
+
+Where copies live (:func:`root`): ``$LLMFLATION_KEEP_DIR`` if set (``off`` switches keeping
+off), else ``MyDrive/llmflation-lab/models/`` on Colab with Drive mounted, else nowhere: a
+local machine's hub cache already lasts.
+
+A copy is reused only when its manifest (:data:`MANIFEST`) matches what is asked: model id,
+revision, precision, compute dtype and the bitsandbytes version that packed it, with every
+file at its recorded size. Anything else (a half-written folder, another bitsandbytes, a
+damaged manifest) is said in one line and the model loads from the hub as before; a copy is
+written to a ``.partial`` folder and renamed only when complete, so an interrupted save never
+passes for a copy. It is saved right after loading, before any forward pass: on a CPU,
+bitsandbytes repacks 4-bit weights at the first forward and a copy saved after that reads
+back wrong (the tests show it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .memory import BYTES_16, GB
+from .profiles import ModelRef
+from .results import COLAB_DRIVE, drive_folder
+
+ENV_KEEP = "LLMFLATION_KEEP_DIR"
+MANIFEST = "llmflation-kept.json"
+FORMAT = 1
+MARGIN_GB = 1.0           # left free on the keep folder's disk after a copy is written
+SHARD = "2GB"             # shard size: a failed write of one file costs little
+
+
+def root(in_colab: bool | None = None, drive: Path = COLAB_DRIVE) -> Path | None:
+    """The folder kept copies live in, or None when copies are not kept (see the module doc)."""
+    env = os.environ.get(ENV_KEEP, "").strip()
+    if env.lower() == "off":
+        return None
+    if env:
+        return Path(env).expanduser()
+    folder = drive_folder(in_colab, drive)
+    return folder / "models" if folder is not None else None
+
+
+def worth_keeping(ref: ModelRef, precision: str) -> bool:
+    """Whether a kept copy saves anything: a hub model in a bitsandbytes precision (its copy is
+    smaller than the 16-bit download and skips quantizing). A 16-bit copy is the download again;
+    an offline or local model is on disk already."""
+    from .downloads import is_hub
+    return precision not in BYTES_16 and is_hub(ref)
+
+
+def folder(base: Path, ref: ModelRef, precision: str) -> Path:
+    """Where ``ref``'s copy at ``precision`` lives under ``base``."""
+    return base / f"{ref.id.replace('/', '--').replace(':', '-')}--{precision}"
+
+
+def versions() -> dict:
+    """The library versions a copy depends on: bitsandbytes packed it, transformers wrote it."""
+    from importlib.metadata import PackageNotFoundError, version
+    out = {}
+    for name in ("bitsandbytes", "transformers"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def wanted(ref: ModelRef, precision: str, compute: str) -> dict:
+    """The manifest fields a copy must match to be reused."""
+    return dict(format=FORMAT, model=ref.id, revision=ref.revision, precision=precision,
+                compute_dtype=compute, bitsandbytes=versions()["bitsandbytes"])
+
+
+def find(base: Path | None, ref: ModelRef, precision: str, compute: str, log=print) -> Path | None:
+    """The kept copy of ``ref`` at ``precision`` under ``base`` when it can be reused, else None,
+    saying in one line why a copy that is there is not used."""
+    if base is None:
+        return None
+    path = folder(base, ref, precision)
+    if not path.is_dir():
+        return None
+    where = f"the kept copy at {path}"
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        files = dict(manifest["files"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log(f"{where} is incomplete or damaged ({type(err).__name__}): not used; it is replaced "
+            f"when this model is kept again")
+        return None
+    differ = [f"{k} {manifest.get(k)!r} (now {v!r})" for k, v in wanted(ref, precision, compute).items()
+              if manifest.get(k) != v]
+    if differ:
+        log(f"{where} was made with {', '.join(differ)}: not used")
+        return None
+    for name, size in files.items():
+        file = path / name
+        if not file.is_file() or file.stat().st_size != size:
+            log(f"{where} is incomplete ({name} is missing or has the wrong size): not used")
+            return None
+    return path
+
+
+REMOTE = COLAB_DRIVE.parent          # a network mount: every read of a file there goes over the network
+STAGE_DIR = Path(tempfile.gettempdir()) / "llmflation-kept"
+
+
+def staged(path: Path, log=print) -> Path:
+    """A local copy of the kept copy at ``path`` when it lives on a network mount (Drive), made
+    once per runtime: notebook 03 loads the same model for each attention kernel, and each load
+    would otherwise read it over the network again. ``path`` itself when it is local, or when
+    the local disk has no room (saying so)."""
+    if not path.is_relative_to(REMOTE):
+        return path
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    local = STAGE_DIR / path.name
+    done = local / ".staged"
+    if done.is_file() and done.read_text(encoding="utf-8") == manifest["saved"]:
+        return local
+    need = size_gb(path)
+    STAGE_DIR.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(STAGE_DIR).free / GB
+    if need + MARGIN_GB > free:
+        log(f"reading the kept copy from {path.parent} directly: the local disk has {free:.1f} GB "
+            f"free and a local copy needs {need:.1f} GB")
+        return path
+    shutil.rmtree(local, ignore_errors=True)
+    shutil.copytree(path, local)
+    done.write_text(manifest["saved"], encoding="utf-8")
+    return local
+
+
+def size_gb(path: Path) -> float:
+    """The GB of the kept copy at ``path`` (its manifest's files)."""
+    return sum(json.loads((path / MANIFEST).read_text(encoding="utf-8"))["files"].values()) / GB
+
+
+def free_gb(base: Path) -> float:
+    """GB free where ``base`` is (or would be created: its nearest existing parent)."""
+    existing = next(p for p in (base, *base.parents) if p.exists())
+    return shutil.disk_usage(existing).free / GB
+
+
+def describe(path: Path) -> str:
+    """One line for a reused copy: its size, the commit it was made from and when."""
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    size = size_gb(path)
+    commit = str(manifest.get("commit") or "unknown")[:10]
+    return (f"{manifest['model']} at {manifest['precision']}: the copy kept in {path.parent} "
+            f"({size:.1f} GB, commit {commit}, saved {manifest.get('saved', '?')[:10]}), no download")
+
+
+def save(model, tokenizer, base: Path, ref: ModelRef, precision: str, compute: str,
+         commit: str | None = None, log=print) -> Path | None:
+    """Save a just-loaded model (before any forward pass) as ``ref``'s kept copy at ``precision``.
+
+    Returns the copy's folder, or None when it was not written: too little free space (checked
+    against the model's size first) or a write error. The loaded model is untouched either way."""
+    from .memory import measured_weight_bytes
+    need = measured_weight_bytes(model) / GB
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        free = free_gb(base)
+    except OSError as err:
+        log(f"not kept: {base} cannot be used ({err.strerror or err})")
+        return None
+    if need + MARGIN_GB > free:
+        log(f"not kept: a copy of {ref.id} at {precision} needs {need:.1f} GB and {base} has "
+            f"{free:.1f} GB free (keeping {MARGIN_GB:g} GB spare); the next runtime downloads it again")
+        return None
+    path = folder(base, ref, precision)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        model.save_pretrained(partial, max_shard_size=SHARD)
+        tokenizer.save_pretrained(partial)
+        files = {p.name: p.stat().st_size for p in sorted(partial.iterdir()) if p.is_file()}
+        manifest = dict(wanted(ref, precision, compute), commit=commit,
+                        transformers=versions()["transformers"],
+                        saved=datetime.now(timezone.utc).isoformat(timespec="seconds"), files=files)
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        shutil.rmtree(path, ignore_errors=True)
+        partial.rename(path)
+    except OSError as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        log(f"not kept: writing the copy to {base} failed ({err.strerror or err}); the model loaded "
+            f"as usual and the next runtime downloads it again")
+        return None
+    log(f"kept a copy of {ref.id} at {precision} in {path} ({sum(files.values()) / GB:.1f} GB): "
+        f"the next runtime reads it instead of downloading")
+    return path
