@@ -47,10 +47,27 @@ def test_a_missing_or_bad_input_is_a_clear_error(tmp_path, monkeypatch, capsys):
 def test_a_gpu_room_over_the_session_is_told_what_to_leave_out():
     teaching = sum(t + e for t, e in timetable.PLAN.values()) + timetable.BREAK_MIN
     spare = timetable.SESSION_MIN - teaching
-    text = timetable.gpu_room(teaching, fresh_min=spare + 5, once_min=spare - 3, gpu_min=0)
+    text = timetable.gpu_room(teaching, {"fresh runtimes": spare + 5, "a kept cache": spare - 3}, gpu_min=0)
     assert "with fresh runtimes the plan is 5 min over: leave out notebook 08 (saves 8 min)" in text
     assert "with a kept cache the plan fits, 3 min to spare" in text
-    assert "two sessions" in timetable.gpu_room(teaching, fresh_min=spare + 500, once_min=0, gpu_min=0)
+    assert "two sessions" in timetable.gpu_room(teaching, {"fresh runtimes": spare + 500}, gpu_min=0)
+
+
+def test_a_target_kept_on_drive_replaces_its_download_after_the_first_notebook():
+    precision, copy_gb, per = timetable.kept()
+    fresh, _ = timetable.downloads("t4")
+    assert precision == "nf4" and 5 < copy_gb < fresh["01_measuring_cost"] / 2    # 4-bit: a third of 16-bit
+    writers = [nb for nb, t in per.items() if t.writes_copy]
+    assert writers == ["01_measuring_cost"]
+    assert per["01_measuring_cost"].download_gb == per["02_quantization"].download_gb == fresh["01_measuring_cost"]
+    assert per["02_quantization"].drive_gb == 0              # it needs the 16-bit checkpoint: no copy to read too
+    for nb in ("03_attention_kernels", "05_batching", "08_serving"):
+        assert per[nb] == (0.0, copy_gb, False)
+    assert per["06_larger_baseline"].download_gb == pytest.approx(fresh["06_larger_baseline"] - fresh["05_batching"])
+    page = timetable.build()
+    moved = sum(t.download_gb + t.drive_gb for t in per.values())
+    assert moved < sum(fresh.values())
+    assert f"needs {copy_gb:.1f} GB free there" in page and "with the target kept on Drive the plan is" in page
 
 
 def test_every_notebook_header_states_the_timetables_figures_not_typed_ones():

@@ -13,6 +13,8 @@ says beforehand how much is coming.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .memory import GB, ModelShape
 from .profiles import ModelRef, Profile
 
@@ -104,6 +106,55 @@ def totals(per: dict[str, dict[str, float]]) -> tuple[float, float]:
     runtime (Colab), and with one runtime or a kept cache (each model once)."""
     distinct = {i: g for models in per.values() for i, g in models.items()}
     return sum(sum(m.values()) for m in per.values()), sum(distinct.values())
+
+
+# Kept copies (utils.kept: on Colab, on Drive). The notebooks that load the target pass keep=True,
+# so the first of them saves it in the precision that fits and every later runtime reads that copy.
+# Notebook 02 loads every precision, so its runtime downloads the 16-bit checkpoint and does not
+# use the copy (no keep=True there: reading it would add to the download, not replace it).
+KEPT_ROLE = "target"
+EVERY_PRECISION = ("02",)
+
+
+def kept_copy_gb(profile: Profile, hw) -> tuple[str, float]:
+    """The precision ``profile``'s target is kept in on ``hw`` (the one that fits there, as
+    notebook 01 loads it) and its copy's GB: the predicted weight memory, which a saved copy
+    matches (tests/test_kept.py)."""
+    from .loading import model_config
+    from .memory import predict_memory
+    from .preflight import fitting_precision
+    precision = fitting_precision(profile, hw)
+    shape = ModelShape.from_config(model_config(getattr(profile, KEPT_ROLE)))
+    return precision, predict_memory(shape, precision, compute_dtype=hw.compute_dtype).weights_gb
+
+
+class Transfer(NamedTuple):
+    """What one notebook moves in a fresh runtime with the target's copy kept on Drive."""
+
+    download_gb: float          # from the hub
+    drive_gb: float             # to Drive (writes_copy) or from it
+    writes_copy: bool = False
+
+
+def with_kept_copy(profile: Profile, copy_gb: float) -> dict[str, Transfer]:
+    """Per notebook, the GB it downloads from the hub and the GB it moves to or from Drive when
+    each notebook runs in a fresh runtime and the target's ``copy_gb`` copy is kept on Drive:
+    the first notebook that loads the target downloads it and writes the copy, notebook 02
+    downloads it, every other one reads the copy (once: utils.kept.staged)."""
+    out, written = {}, False
+    for nb, roles in NOTEBOOK_ROLES.items():
+        others = sum(download_gb(getattr(profile, r)) for r in roles if r != KEPT_ROLE)
+        target = getattr(profile, KEPT_ROLE)
+        if KEPT_ROLE not in roles or not is_hub(target):
+            out[nb] = Transfer(others, 0.0)
+        elif nb in EVERY_PRECISION:
+            out[nb] = Transfer(others + download_gb(target), 0.0)
+        elif not written:
+            out[nb] = Transfer(others + download_gb(target), copy_gb, writes_copy=True)
+            written = True
+        else:
+            out[nb] = Transfer(others, copy_gb)
+    return out
 
 
 def table(profile: Profile) -> list[str]:

@@ -76,6 +76,19 @@ def downloads(profile_name: str) -> tuple[dict[str, float], float]:
     return {nb: sum(per.get(nb[:2], {}).values()) for nb in PLAN}, totals(per)[1]
 
 
+def kept(profile_name: str = "t4") -> tuple[str, float, dict]:
+    """With the target's copy kept on Drive (:mod:`utils.kept`): the precision it is kept in on a
+    T4 (the one that fits there), the copy's GB, and per notebook of the plan what it downloads
+    and moves to or from Drive in a fresh runtime; computed by :mod:`utils.downloads`."""
+    from .downloads import Transfer, kept_copy_gb, with_kept_copy
+    from .emulate import TARGETS, described
+    from .profiles import get_profile
+    profile = get_profile(profile_name)
+    precision, copy_gb = kept_copy_gb(profile, described(TARGETS["t4"]))
+    per = with_kept_copy(profile, copy_gb)
+    return precision, copy_gb, {nb: per.get(nb[:2], Transfer(0.0, 0.0)) for nb in PLAN}
+
+
 def minutes(seconds: float) -> int:
     return math.ceil(seconds / 60)
 
@@ -101,6 +114,8 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         raise ValueError(f"{CPU_TIMINGS.name} has no run time for {', '.join(sorted(missing))}: "
                          f"run python scripts/make_exercises.py --execute")
     dl_min = {nb: download_minutes(gb, download_mb_s) for nb, gb in t4.items()}
+    kept_precision, copy_gb, on_drive = kept()
+    drive_min = {nb: download_minutes(t.download_gb + t.drive_gb, download_mb_s) for nb, t in on_drive.items()}
     lines = [
         "# Timetable: a 3-hour class, derived from the kit's figures",
         "",
@@ -112,6 +127,10 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         f"the 16-bit checkpoint on load), per notebook in a fresh Colab runtime, at **{download_mb_s:g} MB/s, an "
         f"assumption**: read your rate off a download's progress bar and run "
         f"`python -m utils.timetable --download-mb-s <yours>`.",
+        f"- **T4, target kept on Drive**: the notebooks that load the target pass `keep=True`, so with Drive "
+        f"mounted the first saves it in {kept_precision} ({copy_gb:.1f} GB: its predicted weight memory, which a "
+        f"saved copy matches) and later runtimes read that copy instead of downloading (`utils/kept.py`). Drive is "
+        f"assumed as fast as the hub, {download_mb_s:g} MB/s; loading a kept copy prints the rate it really got.",
         "- **GPU run, lower bound**: the t4 profile's notebooks under a T4's limits *on an H100*, short runs "
         f"(`datasets/reference/{GPU_REHEARSAL}.md`). A T4 is slower; no notebook has been timed on a real T4 yet.",
         "- **Talk and exercises**: the plan's choices (`utils/timetable.py`, `PLAN`), yours to change.",
@@ -119,12 +138,16 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         "## Per notebook",
         "",
         f"| notebook | talk min | exercises min | CPU run (measured) | T4 download, fresh runtime | "
-        f"at {download_mb_s:g} MB/s | GPU run, lower bound |",
-        "|---|---|---|---|---|---|---|",
+        f"at {download_mb_s:g} MB/s | T4 with the target kept on Drive: download + Drive | at {download_mb_s:g} MB/s "
+        f"| GPU run, lower bound |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for nb, (talk, ex) in PLAN.items():
         g = f"{gpu[nb]:.0f} s" if nb in gpu else "not rehearsed"
-        lines.append(f"| {nb} | {talk} | {ex} | {cpu['seconds'][nb]:.0f} s | {t4[nb]:.1f} GB | {dl_min[nb]} min | {g} |")
+        t = on_drive[nb]
+        lines.append(f"| {nb} | {talk} | {ex} | {cpu['seconds'][nb]:.0f} s | {t4[nb]:.1f} GB | {dl_min[nb]} min | "
+                     f"{t.download_gb:.1f} + {t.drive_gb:.1f} GB{' (writes the copy)' if t.writes_copy else ''} | "
+                     f"{drive_min[nb]} min | {g} |")
     total_fresh = sum(t4.values())
     talk = sum(t for t, _ in PLAN.values())
     exercises = sum(e for _, e in PLAN.values())
@@ -133,6 +156,8 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
     cpu_total = teaching + cpu_run
     once_min = download_minutes(total_once, download_mb_s)
     fresh_min = download_minutes(total_fresh, download_mb_s)
+    drive_dl, drive_moved = (sum(t.download_gb for t in on_drive.values()), sum(t.drive_gb for t in on_drive.values()))
+    kept_min = download_minutes(drive_dl + drive_moved, download_mb_s)
     gpu_min = minutes(sum(gpu.values()))
     a100_per, a100_once = downloads("a100-80")
     a100_fresh = sum(a100_per.values())
@@ -145,9 +170,12 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         f"- **CPU room (offline profile, Binder or laptops):** + {cpu_run} min of notebook runs (measured, each "
         f"notebook rounded up to a minute) = **{cpu_total} min** of {SESSION_MIN}.",
         f"- **Colab T4 room:** each notebook runs in a fresh runtime, so every learner downloads "
-        f"{total_fresh:.1f} GB ({fresh_min} min at {download_mb_s:g} MB/s). Where the hub cache persists (a local "
-        f"Jupyter, one VM) it is {total_once:.1f} GB ({once_min} min). With the GPU runs' lower bound "
-        f"({gpu_min} min, H100 speed) on top: " + gpu_room(teaching, fresh_min, once_min, gpu_min) + ".",
+        f"{total_fresh:.1f} GB ({fresh_min} min at {download_mb_s:g} MB/s). With the target kept on Drive (each "
+        f"learner needs {copy_gb:.1f} GB free there) it is {drive_dl:.1f} GB of downloads and {drive_moved:.1f} GB "
+        f"to and from Drive ({kept_min} min). Where the hub cache persists (a local Jupyter, one VM) it is "
+        f"{total_once:.1f} GB ({once_min} min). With the GPU runs' lower bound ({gpu_min} min, H100 speed) on top: "
+        + gpu_room(teaching, {"fresh runtimes": fresh_min, "the target kept on Drive": kept_min,
+                              "a kept cache": once_min}, gpu_min) + ".",
         f"- **A100 / H100 room** (profile a100-80): {a100_fresh:.1f} GB in fresh runtimes, {a100_once:.1f} GB "
         f"with a kept cache ({download_minutes(a100_once, download_mb_s)} min); no full-length run of this profile "
         f"has been timed yet.",
@@ -157,11 +185,12 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
     return "\n".join(lines) + "\n"
 
 
-def gpu_room(teaching: int, fresh_min: int, once_min: int, gpu_min: int) -> str:
-    """What a GPU room's session holds: over or under the session, and which notebooks to leave out
-    (from the end of the sequence) when it is over."""
+def gpu_room(teaching: int, transfer_min: dict[str, int], gpu_min: int) -> str:
+    """What a GPU room's session holds with each way of getting the models (name: minutes of
+    transfers): over or under the session, and which notebooks to leave out (from the end of the
+    sequence) when it is over."""
     parts = []
-    for where, dl in (("fresh runtimes", fresh_min), ("a kept cache", once_min)):
+    for where, dl in transfer_min.items():
         over = teaching + dl + gpu_min - SESSION_MIN
         if over <= 0:
             parts.append(f"with {where} the plan fits, {-over} min to spare")
@@ -216,22 +245,30 @@ def header_table(notebook: str, download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) ->
         return f"{download_minutes(gb, download_mb_s)} min to download {gb:.1f} GB in a fresh runtime"
 
     run = f"at least {minutes(gpu[notebook])} min to run" if notebook in gpu else "run not timed yet"
+    on_drive = kept()[2][notebook]
+    if on_drive.drive_gb:
+        parts = ([f"{on_drive.download_gb:.1f} GB downloaded"] if on_drive.download_gb else []) + [
+            f"{on_drive.drive_gb:.1f} GB {'written to' if on_drive.writes_copy else 'read from'} Drive"]
+        t4_fetch = (f"{fetch(t4)}, or {download_minutes(on_drive.download_gb + on_drive.drive_gb, download_mb_s)} "
+                    f"min with the target kept on Drive ({', '.join(parts)})")
+    else:
+        t4_fetch = fetch(t4)
     return "\n".join([
         "| hardware | estimated time |",
         "|---|---|",
         f"| CPU (offline profile) | {talk + ex + minutes(cpu[notebook])} min: {talk} talk, {ex} exercises, "
         f"{minutes(cpu[notebook])} min to run (measured) |",
-        f"| Colab T4 | {talk + ex} min of talk and exercises, plus {fetch(t4)}; {run} (a T4's limits on an H100) |",
+        f"| Colab T4 | {talk + ex} min of talk and exercises, plus {t4_fetch}; {run} (a T4's limits on an H100) |",
         f"| A100 / H100 | {talk + ex} min of talk and exercises, plus {fetch(a100)}; run not timed yet |",
         "",
-        f"*Downloads at {download_mb_s:g} MB/s, an assumption; every figure comes from "
+        f"*Downloads and Drive at {download_mb_s:g} MB/s, an assumption; every figure comes from "
         f"[the timetable](../docs/timetable.md).*",
     ]) + "\n"
 
 
 def with_header_table(markdown: str, notebook: str) -> str:
     """A notebook's header cell with its estimated-time table (and the note under it) regenerated."""
-    note = re.compile(r"\n\*Downloads at [^\n]*\*\n")
+    note = re.compile(r"\n\*Downloads (?:and Drive )?at [^\n]*\*\n")
     markdown = note.sub("", markdown, count=1)
     if not HEADER_TABLE.search(markdown):
         raise ValueError(f"{notebook}: the header cell has no estimated-time table to regenerate")
