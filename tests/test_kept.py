@@ -121,7 +121,7 @@ def _edit(copy, **fields):
 
 def test_another_precision_or_compute_dtype_is_another_copy(saved):
     ref, copy = saved
-    assert kept.find(copy.parent, ref, "nf4", "float32") == copy
+    assert kept.find(copy.parent, ref, "nf4", "float32").path == copy
     assert kept.find(copy.parent, ref, "fp4", "float32") is None                    # not there: silent
     said = []
     assert kept.find(copy.parent, ref, "nf4", "float16", log=said.append) is None
@@ -153,17 +153,20 @@ def test_an_interrupted_save_leaves_no_copy_behind(tiny_checkpoint, cpu_hw, keep
 
 def test_a_copy_on_drive_is_read_over_the_network_once_per_runtime(saved, tmp_path, monkeypatch):
     ref, copy = saved
+
+    def found():
+        return kept.find(copy.parent, ref, "nf4", "float32")
     monkeypatch.setattr(kept, "STAGE_DIR", tmp_path / "local")
-    assert kept.staged(copy) == copy                                     # a local folder: used in place
+    assert kept.staged(found()) == copy                                  # a local folder: used in place
     monkeypatch.setattr(kept, "REMOTE", copy.parent)                     # as if it were on Drive
-    local = kept.staged(copy)
-    assert local.parent == tmp_path / "local" and kept.find(local.parent, ref, "nf4", "float32") == local
+    local = kept.staged(found())
+    assert local.parent == tmp_path / "local" and kept.find(local.parent, ref, "nf4", "float32").path == local
     weights = next(local.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes())                            # untouched by a second call:
     before = weights.stat().st_mtime_ns
-    assert kept.staged(copy) == local and weights.stat().st_mtime_ns == before
+    assert kept.staged(found()) == local and weights.stat().st_mtime_ns == before
     _edit(copy, saved="2027-01-01T00:00:00+00:00")                       # a newer copy on Drive: staged again
-    assert kept.staged(copy) == local and weights.stat().st_mtime_ns != before
+    assert kept.staged(found()) == local and weights.stat().st_mtime_ns != before
 
 
 def test_no_room_on_the_local_disk_reads_the_copy_where_it_is(saved, tmp_path, monkeypatch):
@@ -171,9 +174,10 @@ def test_no_room_on_the_local_disk_reads_the_copy_where_it_is(saved, tmp_path, m
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(kept, "STAGE_DIR", tmp_path / "local")
     monkeypatch.setattr(kept, "REMOTE", copy.parent)
+    found = kept.find(copy.parent, ref, "nf4", "float32")
     monkeypatch.setattr(kept.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 10**5))
     said = []
-    assert kept.staged(copy, log=said.append) == copy and "directly" in said[0]
+    assert kept.staged(found, log=said.append) == copy and "directly" in said[0]
 
 
 def test_preflight_says_whether_the_targets_copy_is_there_or_has_room(tmp_path, monkeypatch, hw):

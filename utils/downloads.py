@@ -135,6 +135,11 @@ class Transfer(NamedTuple):
     drive_gb: float             # to Drive (writes_copy) or from it
     writes_copy: bool = False
 
+    @property
+    def total_gb(self) -> float:
+        """Everything it moves: the downloads and the Drive traffic."""
+        return self.download_gb + self.drive_gb
+
 
 def with_kept_copy(profile: Profile, copy_gb: float) -> dict[str, Transfer]:
     """Per notebook, the GB it downloads from the hub and the GB it moves to or from Drive when
@@ -142,9 +147,9 @@ def with_kept_copy(profile: Profile, copy_gb: float) -> dict[str, Transfer]:
     the first notebook that loads the target downloads it and writes the copy, notebook 02
     downloads it, every other one reads the copy (once: utils.kept.staged)."""
     out, written = {}, False
+    target = getattr(profile, KEPT_ROLE)
     for nb, roles in NOTEBOOK_ROLES.items():
         others = sum(download_gb(getattr(profile, r)) for r in roles if r != KEPT_ROLE)
-        target = getattr(profile, KEPT_ROLE)
         if KEPT_ROLE not in roles or not is_hub(target):
             out[nb] = Transfer(others, 0.0)
         elif nb in EVERY_PRECISION:

@@ -27,12 +27,14 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .memory import BYTES_16, GB
 from .profiles import ModelRef
 from .results import COLAB_DRIVE, drive_folder
+from .versions import installed
 
 ENV_KEEP = "LLMFLATION_KEEP_DIR"
 MANIFEST = "llmflation-kept.json"
@@ -62,28 +64,30 @@ def worth_keeping(ref: ModelRef, precision: str) -> bool:
 
 def folder(base: Path, ref: ModelRef, precision: str) -> Path:
     """Where ``ref``'s copy at ``precision`` lives under ``base``."""
-    return base / f"{ref.id.replace('/', '--').replace(':', '-')}--{precision}"
-
-
-def versions() -> dict:
-    """The library versions a copy depends on: bitsandbytes packed it, transformers wrote it."""
-    from importlib.metadata import PackageNotFoundError, version
-    out = {}
-    for name in ("bitsandbytes", "transformers"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+    return base / f"{ref.folder_name}--{precision}"
 
 
 def wanted(ref: ModelRef, precision: str, compute: str) -> dict:
-    """The manifest fields a copy must match to be reused."""
+    """The manifest fields a copy must match to be reused (bitsandbytes packed its weights)."""
     return dict(format=FORMAT, model=ref.id, revision=ref.revision, precision=precision,
-                compute_dtype=compute, bitsandbytes=versions()["bitsandbytes"])
+                compute_dtype=compute, bitsandbytes=installed("bitsandbytes"))
 
 
-def find(base: Path | None, ref: ModelRef, precision: str, compute: str, log=print) -> Path | None:
+@dataclass(frozen=True)
+class Copy:
+    """A reusable kept copy: its folder and its manifest, read once (on Drive, each read of a
+    file goes over the network)."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def gb(self) -> float:
+        """The copy's size: its manifest's files."""
+        return sum(self.manifest["files"].values()) / GB
+
+
+def find(base: Path | None, ref: ModelRef, precision: str, compute: str, log=print) -> Copy | None:
     """The kept copy of ``ref`` at ``precision`` under ``base`` when it can be reused, else None,
     saying in one line why a copy that is there is not used."""
     if base is None:
@@ -109,41 +113,34 @@ def find(base: Path | None, ref: ModelRef, precision: str, compute: str, log=pri
         if not file.is_file() or file.stat().st_size != size:
             log(f"{where} is incomplete ({name} is missing or has the wrong size): not used")
             return None
-    return path
+    return Copy(path, manifest)
 
 
 REMOTE = COLAB_DRIVE.parent          # a network mount: every read of a file there goes over the network
 STAGE_DIR = Path(tempfile.gettempdir()) / "llmflation-kept"
 
 
-def staged(path: Path, log=print) -> Path:
-    """A local copy of the kept copy at ``path`` when it lives on a network mount (Drive), made
-    once per runtime: notebook 03 loads the same model for each attention kernel, and each load
-    would otherwise read it over the network again. ``path`` itself when it is local, or when
-    the local disk has no room (saying so)."""
-    if not path.is_relative_to(REMOTE):
-        return path
-    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    local = STAGE_DIR / path.name
+def staged(copy: Copy, log=print) -> Path:
+    """A local copy of ``copy`` when it lives on a network mount (Drive), made once per runtime:
+    notebook 03 loads the same model for each attention kernel, and each load would otherwise
+    read it over the network again. The copy's own folder when it is local, or when the local
+    disk has no room (saying so)."""
+    if not copy.path.is_relative_to(REMOTE):
+        return copy.path
+    local = STAGE_DIR / copy.path.name
     done = local / ".staged"
-    if done.is_file() and done.read_text(encoding="utf-8") == manifest["saved"]:
+    if done.is_file() and done.read_text(encoding="utf-8") == copy.manifest["saved"]:
         return local
-    need = size_gb(path)
     STAGE_DIR.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(STAGE_DIR).free / GB
-    if need + MARGIN_GB > free:
-        log(f"reading the kept copy from {path.parent} directly: the local disk has {free:.1f} GB "
-            f"free and a local copy needs {need:.1f} GB")
-        return path
+    free = free_gb(STAGE_DIR)
+    if copy.gb + MARGIN_GB > free:
+        log(f"reading the kept copy from {copy.path.parent} directly: the local disk has {free:.1f} GB "
+            f"free and a local copy needs {copy.gb:.1f} GB")
+        return copy.path
     shutil.rmtree(local, ignore_errors=True)
-    shutil.copytree(path, local)
-    done.write_text(manifest["saved"], encoding="utf-8")
+    shutil.copytree(copy.path, local)
+    done.write_text(copy.manifest["saved"], encoding="utf-8")
     return local
-
-
-def size_gb(path: Path) -> float:
-    """The GB of the kept copy at ``path`` (its manifest's files)."""
-    return sum(json.loads((path / MANIFEST).read_text(encoding="utf-8"))["files"].values()) / GB
 
 
 def free_gb(base: Path) -> float:
@@ -152,13 +149,12 @@ def free_gb(base: Path) -> float:
     return shutil.disk_usage(existing).free / GB
 
 
-def describe(path: Path) -> str:
+def describe(copy: Copy) -> str:
     """One line for a reused copy: its size, the commit it was made from and when."""
-    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    size = size_gb(path)
-    commit = str(manifest.get("commit") or "unknown")[:10]
-    return (f"{manifest['model']} at {manifest['precision']}: the copy kept in {path.parent} "
-            f"({size:.1f} GB, commit {commit}, saved {manifest.get('saved', '?')[:10]}), no download")
+    m = copy.manifest
+    commit = str(m.get("commit") or "unknown")[:10]
+    return (f"{m['model']} at {m['precision']}: the copy kept in {copy.path.parent} "
+            f"({copy.gb:.1f} GB, commit {commit}, saved {m.get('saved', '?')[:10]}), no download")
 
 
 def save(model, tokenizer, base: Path, ref: ModelRef, precision: str, compute: str,
@@ -187,7 +183,7 @@ def save(model, tokenizer, base: Path, ref: ModelRef, precision: str, compute: s
         tokenizer.save_pretrained(partial)
         files = {p.name: p.stat().st_size for p in sorted(partial.iterdir()) if p.is_file()}
         manifest = dict(wanted(ref, precision, compute), commit=commit,
-                        transformers=versions()["transformers"],
+                        transformers=installed("transformers"),
                         saved=datetime.now(timezone.utc).isoformat(timespec="seconds"), files=files)
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         shutil.rmtree(path, ignore_errors=True)

@@ -284,7 +284,7 @@ def random_source(ref: ModelRef, config: dict, local: Path | None) -> Path:
         return _RANDOM_CHECKPOINTS[key]
     cache = os.environ.get(ENV_RANDOM_CACHE)
     if cache:
-        folder = Path(cache).expanduser() / f"{ref.id.replace('/', '--').replace(':', '-')}-{digest}"
+        folder = Path(cache).expanduser() / f"{ref.folder_name}-{digest}"
         done = folder / ".complete"
     else:
         tmp = tempfile.TemporaryDirectory(prefix="llmflation-random-")
@@ -381,7 +381,7 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     seconds = time.perf_counter() - start
     if copy is not None:                # the rate a kept copy really came in at (the timetable assumes one)
         took = time.perf_counter() - read_from
-        log(f"read and loaded the kept copy in {took:.1f} s ({kept.size_gb(copy) * 1e3 / took:.0f} MB/s)")
+        log(f"read and loaded the kept copy in {took:.1f} s ({copy.gb * 1e3 / took:.0f} MB/s)")
     if keep_in is not None and copy is None:     # before any forward pass (see utils.kept)
         kept.save(loaded, tokenizer, keep_in, ref, precision, compute,
                   commit=Path(snapshot).name if snapshot else None, log=log)
@@ -389,7 +389,8 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
         check_finite_logits(loaded, tokenizer, hw.device, f"{ref.id} at {precision} (computing in fp16)")
     return Loaded(model=loaded, tokenizer=tokenizer, ref=ref, precision=precision,
                   attn_implementation=attn_implementation, device=hw.device, predicted=estimate,
-                  load_seconds=seconds, random_weights=random_weights, kept_copy=copy)
+                  load_seconds=seconds, random_weights=random_weights,
+                  kept_copy=copy.path if copy is not None else None)
 
 
 def free(loaded: Loaded | None) -> None:

@@ -129,10 +129,10 @@ def kept_checks(profile: Profile, hw: Hardware) -> list[Check]:
     for this runtime, or that notebook 01 will save one and whether it has room. Nothing where
     copies are not kept or would save nothing (a local hub cache lasts; the offline models are on disk)."""
     from . import kept
-    from .downloads import download_gb
+    from .downloads import download_gb, kept_copy_gb
     base, ref = kept.root(), profile.target
     try:
-        precision = fitting_precision(profile, hw)
+        precision, need = kept_copy_gb(profile, hw)
     except (ModelTooLargeError, ModelLoadError, UnsupportedArchitecture):
         return []                                   # memory_checks says why
     if base is None or not kept.worth_keeping(ref, precision):
@@ -141,8 +141,6 @@ def kept_checks(profile: Profile, hw: Hardware) -> list[Check]:
     found = kept.find(base, ref, precision, hw.compute_dtype, log=said.append)
     if found is not None:
         return [Check("kept copy", True, f"{kept.describe(found)} for this runtime")]
-    need = predict_memory(ModelShape.from_config(model_config(ref)), precision,
-                          compute_dtype=hw.compute_dtype).weights_gb
     free = kept.free_gb(base)
     why = f" ({said[0]})" if said else ""
     if need + kept.MARGIN_GB > free:

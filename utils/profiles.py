@@ -35,6 +35,11 @@ class ModelRef:
     def is_offline(self) -> bool:
         return self.id.startswith("offline:")
 
+    @property
+    def folder_name(self) -> str:
+        """The id as one folder name ("Qwen--Qwen3-8B", "offline-target")."""
+        return self.id.replace("/", "--").replace(":", "-")
+
 
 @dataclass(frozen=True)
 class Profile:

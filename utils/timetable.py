@@ -115,7 +115,7 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
                          f"run python scripts/make_exercises.py --execute")
     dl_min = {nb: download_minutes(gb, download_mb_s) for nb, gb in t4.items()}
     kept_precision, copy_gb, on_drive = kept()
-    drive_min = {nb: download_minutes(t.download_gb + t.drive_gb, download_mb_s) for nb, t in on_drive.items()}
+    drive_min = {nb: download_minutes(t.total_gb, download_mb_s) for nb, t in on_drive.items()}
     lines = [
         "# Timetable: a 3-hour class, derived from the kit's figures",
         "",
@@ -249,7 +249,7 @@ def header_table(notebook: str, download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) ->
     if on_drive.drive_gb:
         parts = ([f"{on_drive.download_gb:.1f} GB downloaded"] if on_drive.download_gb else []) + [
             f"{on_drive.drive_gb:.1f} GB {'written to' if on_drive.writes_copy else 'read from'} Drive"]
-        t4_fetch = (f"{fetch(t4)}, or {download_minutes(on_drive.download_gb + on_drive.drive_gb, download_mb_s)} "
+        t4_fetch = (f"{fetch(t4)}, or {download_minutes(on_drive.total_gb, download_mb_s)} "
                     f"min with the target kept on Drive ({', '.join(parts)})")
     else:
         t4_fetch = fetch(t4)
