@@ -18,7 +18,8 @@ compares them); every other output is cleared, so no solution result shows.
     python scripts/make_exercises.py --check    # exit 1 if notebooks/ is out of sync
     python scripts/make_exercises.py --execute  # run the solutions first, storing their outputs
 
---execute also writes how long each solution took to run, and on what machine, to
+--execute runs them on an empty results store of its own, the cost curve (07) last, so its
+figures are the ones 00-06 and 08 printed in the same run. It also writes how long each solution took to run, and on what machine, to
 datasets/reference/offline-cpu_notebooks.json: the measured CPU column of the
 instructor's timetable, and rewrites that page (docs/timetable.md).
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -122,7 +124,7 @@ def write_timings(seconds: dict[str, float]) -> None:
         what="wall time of each solved notebook run top to bottom by scripts/make_exercises.py --execute",
         profile=load_profile(hw=hw).name, machine=hw.summary(), cpus=hw.cpu_count,
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        seconds={k: round(v, 1) for k, v in seconds.items()}), indent=1) + "\n", encoding="utf-8")
+        seconds={k: round(v, 1) for k, v in sorted(seconds.items())}), indent=1) + "\n", encoding="utf-8")
     from utils import timetable
     timetable.write()                              # the page that reads them
 
@@ -139,7 +141,14 @@ def main(argv=None) -> int:
             stale.append("README.md badges")
         else:
             README.write_text(readme)
-    for sol in sorted(SOLUTIONS.glob("*.ipynb")):
+    if args.execute:
+        # the solutions' stored outputs come from one run on an empty results store, 07 last
+        # (it reads what 00-06 and 08 recorded), so its figures are the figures they printed
+        import tempfile
+        os.environ["LLMFLATION_RESULTS"] = str(Path(tempfile.mkdtemp(prefix="llmflation-solutions-"))
+                                               / "my_results.jsonl")
+    from utils.rehearse import notebook_order
+    for sol in notebook_order(SOLUTIONS.glob("*.ipynb")):
         solved = nbformat.read(sol, as_version=4)
         current = published(solved, f"solutions/{sol.name}")
         if sources(current) != sources(solved):

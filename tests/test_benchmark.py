@@ -40,8 +40,14 @@ def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_pa
     records = ResultsStore(results).records()
     out = capsys.readouterr().out
     steps = {r["step"] for r in records}
-    assert steps == {"larger baseline", "target", "+ 4-bit", "+ attention", "+ speculative", "+ batching",
-                     "+ continuous batching"}
+    assert steps == {"larger baseline", "target", "+ 4-bit", "+ attention", "+ speculative", "+ compile",
+                     "+ batching", "+ continuous batching"}
+    assert len({r["run"] for r in records}) == 1          # one benchmark run: one run id on every record
+    compiled = next(r for r in records if r["step"] == "+ compile")
+    assert compiled["settings"]["cache_implementation"] == "static" and compiled["settings"]["compiled"] is False
+    # the target carries its paired quality gap to the baseline (the same scored tokens), for the swap
+    gap = next(r for r in records if r["step"] == "target")["metrics"]["quality_gap"]
+    assert gap["tokens"] > 0 and gap["se"] > 0
     for r in records:
         assert r["hardware"]["device"] == "cpu" and r["software"]["transformers"]
         assert r["settings"]["random_weights"] is False
@@ -61,20 +67,21 @@ def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_pa
     else:
         fastest = max(attention, fastest_precision, key=rate)
     for r in records:
-        if r["step"] in ("+ speculative", "+ batching"):
+        if r["step"] in ("+ speculative", "+ compile", "+ batching"):
             assert r["settings"]["builds_on"] == fastest["step"]
             assert r["settings"]["attn_implementation"] == fastest["settings"]["attn_implementation"]
-    # the curve's table is printed, one line per step; the compounding line appears when the
-    # cheapest established step is not the start (timing on a busy 2-core machine can make the
-    # larger baseline cheapest, and then there is no chain to print)
+    # the curve's table is printed, one line per step; the techniques' line appears when the
+    # cheapest established step is not the target (timing on a busy 2-core machine can make the
+    # target cheapest, and then there is no chain to print); the swap is always beside it
     for step in steps:
         assert any(line.startswith(step) and "tok/s" in line for line in out.splitlines()), step
     from utils.curve import compounding, curve_rows
     chained = len(compounding(curve_rows(records, 1.0))) > 1
-    assert ("compounding from larger baseline to" in out) == chained
+    assert ("techniques from target to" in out) == chained
+    assert "model swap, larger baseline -> target" in out
     assert "skipping flash_attention_2" in out
     assert (tmp_path / "cost_curve.png").stat().st_size > 10_000
-    assert (tmp_path / "cost_curve.csv").read_text().count("\n") == 8
+    assert (tmp_path / "cost_curve.csv").read_text().count("\n") == 9
 
 
 def test_random_weights_benchmark_is_labelled(quick_profile, tmp_path):

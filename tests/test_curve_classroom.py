@@ -24,13 +24,13 @@ def test_curve_takes_the_best_config_per_step_in_workshop_order(tmp_path):
     # $3.6/h at 100 tok/s = 3.6 / 360000 * 1e6 = $10 per 1M tokens
     assert rows[0]["usd_per_million"] == pytest.approx(10.0)
     assert rows[1]["factor"] == pytest.approx(2.0) and rows[1]["builds_on"] == "target"
-    assert rows[2]["builds_on"] == "+ 4-bit" and rows[2]["vs_first"] == pytest.approx(4.0)
+    assert rows[2]["builds_on"] == "+ 4-bit" and rows[2]["vs_start"] == pytest.approx(4.0)
     assert rows[2]["kept"] and rows[2]["configuration"] == "m, nf4, batch 8"
 
 
 def test_one_call_writes_png_and_csv(tmp_path):
     store = ResultsStore(tmp_path / "r.jsonl")
-    add(store, "target", 100.0, random_weights=True)
+    add(store, "target", 100.0, precision="float16", random_weights=True)
     add(store, "+ 4-bit", 300.0, random_weights=True)
     csv_path, png_path = write_curve(store, tmp_path / "out", 1.0)
     assert png_path.stat().st_size > 10_000 and png_path.read_bytes()[:4] == b"\x89PNG"
@@ -96,21 +96,21 @@ def test_class_command_writes_table_and_chart_and_fails_on_nothing_readable(tmp_
     out = tmp_path / "class"
     assert main([str(tmp_path / "alice.jsonl"), str(tmp_path / "bob.jsonl"), "--out", str(out)]) == 0
     table = (out / "class_costs.csv").read_text().splitlines()
-    assert len(table) == 5 and table[0].startswith("learner,gpu,price_per_hour,step")
+    assert len(table) == 5 and table[0].startswith("learner,gpu,learner_price_per_hour,decline_per_year,step")
     assert (out / "class_costs.png").read_bytes()[:4] == b"\x89PNG"
     (tmp_path / "eve.jsonl").write_text("not json\n")
     assert main([str(tmp_path / "eve.jsonl"), "--out", str(out)]) == 1
 
 
 def test_only_the_seed_posts_series_is_modelled_and_the_chart_says_so():
-    from utils.curve import modelled
+    from utils.chart import modelled
     from utils.data import historical_prices
     kinds = {p["series"]: modelled(p["source"]) for p in historical_prices()}
     assert [s for s, m in kinds.items() if m] == ["10x per year (seed posts)"]
 
 
 def test_reference_labels_are_spread_apart_but_stay_centred_on_their_points():
-    from utils.curve import spread
+    from utils.chart import spread
     ys = [0.55, 0.59, 0.61, 1.5]
     out = spread(ys, 0.12)
     assert all(b - a >= 0.12 - 1e-9 for a, b in zip(out, out[1:]))

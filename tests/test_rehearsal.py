@@ -291,14 +291,25 @@ def test_every_notebook_runs_for_the_gpu_profiles_at_reduced_size(profile, tmp_p
     kernels, with random weights shrunk for a CPU: a notebook that breaks on a GPU profile's
     settings (precisions, attention list, batch sizes, draft lengths) fails here first."""
     from utils import rehearse
-    code = rehearse.main(["--profile", profile, "--reduced", "--out", str(tmp_path),
+    code = rehearse.main(["--profile", profile, "--reduced", "--out", str(tmp_path), "--save-notebooks",
                           "--cache", str(tmp_path.parent / "shared-random-checkpoints")])
     rows = [json.loads(line) for line in (tmp_path / "rehearsal.jsonl").read_text().splitlines()]
     failed = {r["notebook"]: r.get("error") for r in rows if not r["ok"]}
     assert code == 0 and not failed, failed
-    solved = sorted((Path(__file__).resolve().parent.parent / "solutions").glob("*.ipynb"))
+    solved = rehearse.notebook_order((Path(__file__).resolve().parent.parent / "solutions").glob("*.ipynb"))
     assert [r["notebook"] for r in rows] == [p.stem for p in solved] and all(r["peak_gb"] > 0 for r in rows)
     assert rehearsal.LABEL in (tmp_path / "rehearsal.md").read_text()
+    import nbformat
+    curve = nbformat.read(tmp_path / "executed" / "07_cost_curve.ipynb", as_version=4)
+    printed = "\n".join(o.get("text", "") for c in curve.cells for o in c.get("outputs", []))
+    if profile == "t4":
+        # the 8B does not fit a T4 in 16 bits: 4-bit's factor is taken against the 16-bit model on
+        # the cheapest GPU that holds it, and the curve states that basis
+        assert "computed start: Qwen/Qwen3-8B, bfloat16" in printed and "does not fit a T4" in printed
+        four = next(line for line in printed.splitlines() if line.startswith("+ 4-bit "))
+        assert "x vs target (computed)" in four
+    else:
+        assert "computed start" not in printed
 
 
 def test_make_gpu_check_dry_run_on_a_cpu(tmp_path):
@@ -348,9 +359,9 @@ def test_a_rehearsal_leaves_the_callers_environment_alone(tmp_path, monkeypatch)
 @pytest.mark.parametrize("model", ["offline:target", "offline:draft", "offline:baseline"])
 def test_reduced_configs_are_valid_transformers_configs(model):
     from transformers import AutoConfig
-    from utils.loading import _full_config
+    from utils.loading import real_config
     from utils.profiles import ModelRef
-    cfg = rehearsal.reduced_config(_full_config(ModelRef(model, "local")))
+    cfg = rehearsal.reduced_config(real_config(ModelRef(model, "local")))
     AutoConfig.for_model(cfg.pop("model_type"), **{k: v for k, v in cfg.items() if not k.startswith("_")})
 
 

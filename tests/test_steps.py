@@ -1,24 +1,28 @@
-"""The step chain: what each technique builds on, and how the kept factors compound."""
+"""The step chain: what each technique builds on, like for like, and how the kept factors compound."""
 
 import math
 
 import pytest
 
-from utils.curve import compounding, curve_rows, summary
+from utils.curve import compounding, curve_rows, summary, totals
 from utils.results import ResultsStore
-from utils.steps import base_for, build_on, chain
+from utils.steps import base_for, build_on, chain, curve_step
 
 GROUP = ("offline", None, False)
 
 
 def add(store, step, rate, precision="float32", attn="sdpa", prompt=64, profile="offline",
-        random_weights=False, batch=1, **settings):
+        random_weights=False, batch=1, run=None, low=None, high=None, metrics=None, gpu_name=None,
+        model=None, **settings):
+    stat = {"median": rate, **({"low": low, "high": high} if low is not None else {})}
     store.append("benchmark", step=step,
-                 settings=dict(model="big" if step == "larger baseline" else "m", precision=precision, attn_implementation=attn,
-                               profile=profile, random_weights=random_weights, **settings),
-                 metrics={"e2e_tok_s": {"median": rate}, "prompt_tokens": prompt, "new_tokens": 32,
-                          "batch": batch},
-                 context={"timestamp": "2026-11-22T00:00:00+00:00", "hardware": {"gpu_name": None}})
+                 settings=dict(model=model or ("big" if step == "larger baseline" else "m"), precision=precision,
+                               attn_implementation=attn, profile=profile, random_weights=random_weights,
+                               **settings),
+                 metrics={"e2e_tok_s": stat, "prompt_tokens": prompt, "new_tokens": 32, "batch": batch,
+                          **(metrics or {})},
+                 context={"timestamp": "2026-11-22T00:00:00+00:00", "hardware": {"gpu_name": gpu_name}},
+                 run=run)
 
 
 @pytest.fixture
@@ -39,32 +43,52 @@ def workshop(tmp_path):
 
 def test_each_step_builds_on_the_cheapest_allowed_step(workshop):
     links = {link.step: link.base for link in chain(workshop.records())}
-    # '+ attention' re-measured the '+ 8-bit' configuration, so later steps link past it
-    assert links == {"larger baseline": None, "target": "larger baseline", "+ 8-bit": "target",
+    # the baseline is a model choice, not the techniques' start; '+ attention' re-measured the
+    # '+ 8-bit' configuration, so later steps link past it
+    assert links == {"larger baseline": None, "target": None, "+ 8-bit": "target",
                      "+ 4-bit": "target", "+ attention": "+ 8-bit", "+ speculative": "+ 8-bit",
                      "+ batching": "+ 8-bit"}
 
 
 def test_factors_are_against_the_base_and_the_kept_ones_multiply(workshop):
     rows = {r["step"]: r for r in curve_rows(workshop.records(), price_per_hour=3.6)}
-    assert rows["target"]["factor"] == pytest.approx(4.0)          # 100 vs 25 tok/s
+    assert rows["target"]["factor"] is None and rows["larger baseline"]["factor"] is None
     assert rows["+ 4-bit"]["factor"] == pytest.approx(0.8) and rows["+ 4-bit"]["kept"] is False
     attention = rows["+ attention"]
     assert attention["same_as_base"] and not attention["kept"]      # 130 vs 120 tok/s is noise
     assert rows["+ speculative"]["factor"] == pytest.approx(90 / 120) and not rows["+ speculative"]["kept"]
     assert rows["+ batching"]["factor"] == pytest.approx(4.0)       # 480 vs the 120 it built on
     path = compounding(list(rows.values()))
-    assert [r["step"] for r in path] == ["larger baseline", "target", "+ 8-bit", "+ batching"]
+    assert [r["step"] for r in path] == ["target", "+ 8-bit", "+ batching"]   # the swap is not on it
     product = math.prod(r["factor"] for r in path[1:])
-    assert product == pytest.approx(rows["+ batching"]["vs_first"]) == pytest.approx(480 / 25)
+    assert product == pytest.approx(rows["+ batching"]["vs_start"]) == pytest.approx(480 / 100)
+    assert rows["larger baseline"]["swap_factor"] == pytest.approx(4.0)       # 100 vs 25 tok/s, apart
 
 
-def test_summary_names_the_chain_and_the_steps_not_kept(workshop):
+def test_summary_states_the_rule_and_names_the_chain(workshop):
     text = summary(curve_rows(workshop.records(), price_per_hour=1.0))
     lines = text.splitlines()
-    assert "(not kept)" in lines[3] and "same configuration as + 8-bit" in lines[4]
-    assert lines[-1] == ("compounding from larger baseline to + batching: 4.00 (target) x 1.20 (+ 8-bit) "
-                         "x 4.00 (+ batching) = 19.2x cheaper")
+    assert lines[0].startswith("each step: your latest run of it")
+    assert "model choice" in lines[1] and "start of the techniques" in lines[2]
+    assert "(not kept)" in lines[4] and "same configuration as + 8-bit" in lines[5]
+    assert ("techniques from target to + batching: 1.2 (+ 8-bit) x 4 (+ batching) = 4.8x cheaper"
+            in lines)
+    # no quality was recorded, so the swap is shown but never multiplied into a same-capability total
+    assert "model swap, larger baseline -> target: 4x cheaper, quality not established" in text
+    assert lines[-1].startswith("same capability: not claimed")
+
+
+def test_a_slower_rerun_moves_the_curve_and_an_older_faster_run_is_left_out(workshop):
+    rows = {r["step"]: r for r in curve_rows(workshop.records(), 1.0)}
+    assert rows["+ batching"]["tokens_per_s"] == 480.0
+    add(workshop, "+ batching", 300.0, precision="int8", batch=8, run="rerun-1")   # a slower rerun
+    add(workshop, "+ batching", 350.0, precision="int8", batch=16, run="rerun-1")  # its best config
+    records = workshop.records()
+    rows = {r["step"]: r for r in curve_rows(records, 1.0)}
+    assert rows["+ batching"]["tokens_per_s"] == 350.0 and rows["+ batching"]["run"] == "rerun-1"
+    assert rows["+ batching"]["factor"] == pytest.approx(350 / 120)
+    assert "left out: 1 record from earlier runs of the same steps" in summary(list(rows.values()) and
+                                                                            curve_rows(records, 1.0), records)
 
 
 def test_another_prompt_length_another_profile_or_random_weights_do_not_mix(workshop):
@@ -78,7 +102,7 @@ def test_another_prompt_length_another_profile_or_random_weights_do_not_mix(work
     text = summary(curve_rows(workshop.records(), 1.0), workshop.records())
     assert "left out: 10 records from another profile, machine or weights" in text
     assert "profile offline, CPU, random weights" in text
-    assert "left out" not in summary(curve_rows(workshop.records(), 1.0))       # only when asked
+    assert "left out:" not in summary(curve_rows(workshop.records(), 1.0))      # only when asked
     add(workshop, "+ batching", 999.0, prompt=16, random_weights=True)
     assert "left out: 1 record timed on another request than the standard 64-token prompt" in \
         summary(curve_rows(workshop.records(), 1.0), workshop.records())
@@ -88,7 +112,9 @@ def test_base_for_a_new_step(workshop, tmp_path):
     records = workshop.records()
     assert base_for("+ attention", records, GROUP)["step"] == "+ 8-bit"
     assert base_for("+ batching", records, GROUP)["step"] == "+ 8-bit"   # not its re-measurement
-    add(workshop, "+ attention", 150.0, precision="int8", attn="flash_attention_2", builds_on="+ 8-bit")
+    assert base_for("+ compile", records, GROUP)["step"] == "+ 8-bit"
+    add(workshop, "+ attention", 150.0, precision="int8", attn="flash_attention_2", builds_on="+ 8-bit",
+        run="kernels-again")
     flash = base_for("+ batching", workshop.records(), GROUP)
     assert flash["step"] == "+ attention" and flash["settings"]["attn_implementation"] == "flash_attention_2"
     assert base_for("+ batching", records, ("t4", "Tesla T4", False)) is None
@@ -98,10 +124,11 @@ def test_base_for_a_new_step(workshop, tmp_path):
 
 def test_a_start_without_a_base_has_no_factor(tmp_path):
     store = ResultsStore(tmp_path / "r.jsonl")
-    add(store, "+ 4-bit", 50.0, precision="nf4")                   # a T4: the fp16 target never fit
+    add(store, "+ 4-bit", 50.0, precision="nf4")       # a CPU: RAM decides, no computed 16-bit start
     add(store, "+ batching", 200.0, precision="nf4")
     rows = curve_rows(store.records(), 0.35)
     assert rows[0]["builds_on"] is None and rows[0]["factor"] is None and rows[0]["kept"] is None
+    assert not rows[0]["computed"]
     assert rows[1]["builds_on"] == "+ 4-bit" and rows[1]["factor"] == pytest.approx(4.0)
 
 
@@ -112,51 +139,95 @@ def test_build_on_falls_back_to_the_fitting_precision_and_sdpa():
 
 def test_a_factor_inside_the_repeats_spread_is_flagged_as_noise(tmp_path):
     store = ResultsStore(tmp_path / "r.jsonl")
-    for step, median, low, high, precision in [("target", 100.0, 90.0, 110.0, "float32"),
-                                               ("+ 4-bit", 105.0, 95.0, 130.0, "nf4"),
-                                               ("+ 8-bit", 150.0, 140.0, 160.0, "int8")]:
-        store.append("benchmark", step=step,
-                     settings=dict(model="m", precision=precision, profile="offline"),
-                     metrics={"e2e_tok_s": {"median": median, "low": low, "high": high}, "batch": 1},
-                     context={"hardware": {"gpu_name": None}})
-    store.append("benchmark", step="+ attention",
-                 settings=dict(model="m", precision="int8", attn_implementation="eager", profile="offline"),
-                 metrics={"e2e_tok_s": {"median": 155.0, "low": 145.0, "high": 170.0}, "batch": 1},
-                 context={"hardware": {"gpu_name": None}})
+    add(store, "target", 100.0, low=90.0, high=110.0)
+    add(store, "+ 4-bit", 105.0, precision="nf4", low=95.0, high=130.0)
+    add(store, "+ 8-bit", 150.0, precision="int8", low=140.0, high=160.0)
+    add(store, "+ attention", 155.0, precision="int8", attn="eager", low=145.0, high=170.0)
     rows = {r["step"]: r for r in curve_rows(store.records(), 1.0)}
     assert rows["+ 4-bit"]["within_noise"] and not rows["+ 4-bit"]["kept"]   # faster, not established
     assert not rows["+ 8-bit"]["within_noise"] and rows["+ 8-bit"]["kept"]
     assert rows["+ attention"]["builds_on"] == "+ 8-bit" and rows["+ attention"]["within_noise"]
     # the chain ends at the cheapest *kept* step, though the noisy one has the lowest median price
     text = summary(list(rows.values()))
-    assert "~noise" in text and text.splitlines()[-2].startswith("compounding from target to + 8-bit:")
-
-
-def test_the_target_is_built_on_even_when_it_is_not_cheaper_than_the_baseline(tmp_path):
-    store = ResultsStore(tmp_path / "r.jsonl")
-    add(store, "larger baseline", 100.0)
-    add(store, "target", 90.0)                          # dearer than the baseline on this machine
-    add(store, "+ 4-bit", 120.0, precision="nf4")
-    rows = {r["step"]: r for r in curve_rows(store.records(), 1.0)}
-    assert rows["target"]["kept"] is False
-    assert rows["+ 4-bit"]["builds_on"] == "target" and rows["+ 4-bit"]["kept"]
-    # the headline multiplies the target's factor in, so its line must not call it "not kept"
-    lines = summary(list(rows.values())).splitlines()
-    assert "(model: built on)" in lines[1] and "not kept" not in lines[1]
-    assert "0.90 (target)" in lines[-1]
-    assert base_for("+ batching", store.records(), GROUP)["step"] == "+ 4-bit"
+    assert "~noise" in text and "techniques from target to + 8-bit: 1.5 (+ 8-bit) = 1.5x cheaper" in text
 
 
 def test_the_noise_footnote_appears_only_beside_a_noise_mark(tmp_path):
     store = ResultsStore(tmp_path / "r.jsonl")
-    for step, median, low, high, attn in [("target", 100.0, 90.0, 110.0, "sdpa"),
-                                          ("+ attention", 104.0, 95.0, 112.0, "sdpa")]:
-        store.append("benchmark", step=step,
-                     settings=dict(model="m", precision="float32", attn_implementation=attn,
-                                   profile="offline"),
-                     metrics={"e2e_tok_s": {"median": median, "low": low, "high": high}, "batch": 1},
-                     context={"hardware": {"gpu_name": None}})
+    add(store, "target", 100.0, low=90.0, high=110.0)
+    add(store, "+ attention", 104.0, low=95.0, high=112.0)
     rows = curve_rows(store.records(), 1.0)
     assert rows[1]["same_as_base"] and rows[1]["within_noise"]
     text = summary(rows)
     assert "same configuration as target" in text and "~noise" not in text
+
+
+def quality(ppl, em, gap=None):
+    return dict(perplexity=ppl, exact_match=em, exact_match_items=40,
+                **({"quality_gap": dict(nll=gap[0], se=gap[1], tokens=4096)} if gap else {}))
+
+
+@pytest.mark.parametrize("gap, em, standing", [
+    ((0.024, 0.004), 0.15, "worse"),          # 6 paired standard errors worse per token
+    ((0.004, 0.004), 0.15, "as good"),        # within 2 standard errors, 15% vs 18% of 40 is noise
+    ((-0.01, 0.004), 0.18, "as good"),        # better
+    ((0.004, 0.004), 0.00, "worse"),          # 0% vs 18%: beyond the noise of 40 questions
+    (None, 0.18, "not established"),          # no paired perplexity: never claimed
+])
+def test_the_model_swap_counts_toward_equal_capability_only_when_as_good(tmp_path, gap, em, standing):
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0, run="06", metrics=quality(36.5, em))
+    add(store, "larger baseline", 40.0, run="06", metrics=quality(35.6, 0.18, gap))
+    add(store, "+ batching", 400.0, batch=8, run="05")
+    rows = curve_rows(store.records(), 1.0)
+    t = totals(rows)
+    baseline = rows[0]
+    assert baseline["swap_factor"] == pytest.approx(2.5) and t["techniques"] == pytest.approx(4.0)
+    assert baseline["swap_as_good"] == (standing == "as good")
+    if standing == "as good":
+        assert t["same_capability"] == pytest.approx(10.0)
+        assert "same capability: 4x (techniques) x 2.5x (swap) = 10x cheaper" in summary(rows)
+    else:
+        assert t["same_capability"] is None and "same capability: not claimed" in summary(rows)
+        assert baseline["swap_verdict"].endswith("worse" if standing == "worse" else "not established")
+
+
+def test_the_swap_pairs_the_baseline_with_the_target_of_its_own_run(tmp_path):
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0, run="01")                                  # notebook 01
+    add(store, "target", 80.0, run="06", metrics=quality(36.5, 0.15))      # notebook 06, both models
+    add(store, "larger baseline", 40.0, run="06", metrics=quality(35.6, 0.18, (0.02, 0.004)))
+    rows = curve_rows(store.records(), 1.0)
+    assert rows[0]["swap_factor"] == pytest.approx(2.0)                     # 80 vs 40, not 100 vs 40
+    assert "perplexity 36.50 vs 35.60 (+2.0% per token, 5.0 paired standard errors worse: worse)" \
+        in rows[0]["swap_quality"]
+
+
+def test_a_t4_target_in_4_bit_is_the_4_bit_step_against_a_computed_16_bit_start(tmp_path):
+    """On a T4 the 16-bit 8B does not fit: notebook 01's target is NF4, so it is '+ 4-bit', and
+    its factor is taken against 16 bits on the cheapest GPU that holds it, the basis stated."""
+    store = ResultsStore(tmp_path / "r.jsonl")
+    kw = dict(profile="t4", gpu_name="Tesla T4", model="Qwen/Qwen3-8B")
+    add(store, "target", 20.0, precision="nf4", run="01",
+        metrics={"decode_tok_s": {"median": 21.0}}, **kw)
+    add(store, "+ batching", 120.0, precision="nf4", batch=8, run="05", **kw)
+    assert curve_step(store.records()[0]) == "+ 4-bit"
+    rows = {r["step"]: r for r in curve_rows(store.records(), 0.35)}
+    start = rows["target"]
+    assert start["computed"] and start["builds_on"] is None
+    assert "does not fit a T4" in start["basis"] and "cheapest GPU in gpus.csv that holds it" in start["basis"]
+    assert start["price_per_hour"] != 0.35 and start["hardware"] != "Tesla T4"
+    four = rows["+ 4-bit"]
+    assert four["builds_on"] == "target" and four["factor"] == pytest.approx(
+        start["usd_per_million"] / four["usd_per_million"])
+    assert rows["+ batching"]["builds_on"] == "+ 4-bit"       # never built on the computed start
+    assert "computed start: " in summary(list(rows.values()))
+
+
+def test_a_measured_16_bit_target_needs_no_computed_start(tmp_path):
+    store = ResultsStore(tmp_path / "r.jsonl")
+    kw = dict(profile="a100-80", gpu_name="NVIDIA A100-SXM4-80GB", model="Qwen/Qwen3-8B")
+    add(store, "target", 40.0, precision="bfloat16", **kw)
+    add(store, "+ 4-bit", 30.0, precision="nf4", **kw)
+    rows = curve_rows(store.records(), 1.39)
+    assert not any(r["computed"] for r in rows) and rows[1]["builds_on"] == "target"

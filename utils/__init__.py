@@ -11,7 +11,12 @@ Modules, one job each:
 - ``speculative`` assisted generation settings and acceptance per step
 - ``cost``        $/1M tokens, roofline, Leviathan speedup, annual decline
 - ``results``     the learner's append-only results store
-- ``curve``       the personal cost curve (CSV and PNG)
+- ``steps``       which run and configuration each cost-curve step is priced from, and what it builds on
+- ``swap``        the larger baseline -> target model swap, with its quality beside its cost
+- ``counterfactual`` the computed 16-bit start where 16-bit does not fit the GPU
+- ``timeline``    your LLMflation over time (cited technique dates, your decline per year)
+- ``decompose``   the historical 1,000x taken apart
+- ``curve``       the personal cost curve (table, CSV); ``chart`` its panels (PNG)
 - ``preflight``   checks before any download
 - ``benchmark``   the headless benchmark (python -m utils.benchmark)
 """

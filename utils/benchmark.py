@@ -12,11 +12,17 @@ Steps (each appended to the results store with its full context):
 3. ``+ 4-bit``           - the target in NF4 (and every other profile precision)
 4. ``+ attention``       - every attention implementation across prompt lengths
 5. ``+ speculative``     - assisted generation with the draft, per draft length
-6. ``+ batching``        - throughput across batch sizes
-7. ``+ continuous batching`` - the largest batch's requests served by transformers' continuous
+6. ``+ compile``         - a static KV cache, which transformers compiles with torch.compile on a
+                           GPU for a 16-bit model (recorded with ``compiled`` false where it does
+                           not: a CPU, a bitsandbytes model)
+7. ``+ batching``        - throughput across batch sizes
+8. ``+ continuous batching`` - the largest batch's requests served by transformers' continuous
                            batching with a paged KV cache (utils.serving)
 
-Steps 4-7 build on the cheapest configuration measured before them (see
+Both models' quality is measured on the same tokens, and the target's record carries the paired
+difference from the baseline (``quality_gap``, utils.quality.paired_gap) for the model swap.
+
+Steps 4-8 build on the cheapest configuration measured before them (see
 utils.steps): the attention sweep runs at the fastest precision, speculative
 decoding and batching at the fastest precision and attention implementation.
 Each record names the step it built on (``settings["builds_on"]``).
@@ -45,9 +51,10 @@ from .measure import ImpossibleTimingError, measure_generation
 from .memory import BYTES_16, ModelTooLargeError
 from .preflight import fitting_precision
 from .profiles import Profile, load_profile
-from .quality import SCORED_TOKENS, NonFiniteError, completion_items, exact_match, heldout_text, perplexity
+from .quality import (SCORED_TOKENS, NonFiniteError, completion_items, exact_match, heldout_text,
+                      paired_gap, perplexity)
 from .quiet import quiet_transformers
-from .results import ResultsStore, check_writable, run_context
+from .results import ResultsStore, check_writable, new_run, run_context
 from .speculative import AcceptanceRecorder, PairError, check_pair, set_draft_length
 from .steps import build_on
 
@@ -73,10 +80,12 @@ class Bench:
         self.random_weights, self.log = random_weights, log
         self.text = heldout_text()
         self.context = run_context(hw)  # one context for the whole run
+        self.run_id = new_run("benchmark")
         self.target_precision = fitting_precision(profile, hw)
         self.budget_s = float(profile.extra.get("step_budget_s", STEP_BUDGET_S))
         self.step_started = time.perf_counter()
         self.stopped: list[str] = []      # "step: reason" for each step that stopped
+        self.scored: dict = {}            # role -> its perplexity (per-token losses), for the swap
 
     def guarded(self, step: str, work, *args) -> None:
         """Run one step's ``work``; a reason it cannot be measured stops that step alone, said so."""
@@ -114,26 +123,31 @@ class Bench:
         settings = dict(loaded.settings(), role=settings.pop("role", None),
                         profile=self.profile.name, **settings)
         self.store.append("benchmark", step=step, settings=settings, metrics=metrics,
-                          context=self.context)
+                          context=self.context, run=self.run_id)
 
     def generation(self, loaded: Loaded, *, prompt_tokens: int | None = None, batch: int = 1,
-                   **generate_kwargs):
+                   extra_warmup: int = 0, **generate_kwargs):
         p = self.profile
         self.check_budget()
         return measure_generation(
             loaded.model, loaded.tokenizer, self.text,
             prompt_tokens=prompt_tokens or p.prompt_tokens[0], new_tokens=p.new_tokens,
-            batch=batch, warmup=p.warmup, repeats=p.repeats, device=self.hw.device,
+            batch=batch, warmup=p.warmup + extra_warmup, repeats=p.repeats, device=self.hw.device,
             **generate_kwargs)
 
-    def quality(self, loaded: Loaded) -> dict:
+    def quality(self, loaded: Loaded, role: str) -> dict:
+        """Perplexity and exact match; the target's also carries its paired gap to the baseline
+        when the baseline was scored first (the same tokens: utils.quality.paired_gap)."""
         if self.random_weights:
             return {}
         ppl = perplexity(loaded.model, loaded.tokenizer, self.text, max_tokens=SCORED_TOKENS,
                          device=self.hw.device)
+        self.scored[role] = ppl
         em = exact_match(loaded.model, loaded.tokenizer, completion_items(self.text, EM_ITEMS),
                          device=self.hw.device)
-        return dict(ppl.as_dict(), exact_match=em, exact_match_items=EM_ITEMS)
+        gap = paired_gap(ppl, self.scored["baseline"]) if role == "target" and "baseline" in self.scored else None
+        return dict(ppl.as_dict(), exact_match=em, exact_match_items=EM_ITEMS,
+                    **({"quality_gap": gap} if gap else {}))
 
     # --- the steps -------------------------------------------------------
     def model_at(self, step: str, role: str, precision: str | None) -> None:
@@ -145,7 +159,7 @@ class Bench:
             self.log(f"[{step}] skipped, predicted not to fit: {err}")
             return
         m = self.generation(loaded)
-        self.record(step, loaded, dict(m.as_dict(), **self.quality(loaded)), role=role)
+        self.record(step, loaded, dict(m.as_dict(), **self.quality(loaded, role)), role=role)
         self.log(f"[{step}] {loaded.ref.id} {loaded.precision}: "
                  f"{m.decode_tok_s.median:.1f} decode tok/s, peak {m.peak_memory_gb:.2f} GB")
         free(loaded)
@@ -192,6 +206,19 @@ class Bench:
                                   max_new_tokens=self.profile.new_tokens,
                                   pad_token_id=target.tokenizer.pad_token_id)
 
+    def static_cache(self) -> None:
+        """The static KV cache at batch 1; transformers compiles it on a GPU for a 16-bit model
+        (not on a CPU, never for a bitsandbytes model), and the record says which."""
+        base = self.base("+ compile")
+        loaded = self.load("target", base["precision"], base["attn_implementation"])
+        compiles = self.hw.device == "cuda" and loaded.precision in BYTES_16
+        m = self.generation(loaded, extra_warmup=2 if compiles else 0, cache_implementation="static")
+        self.record("+ compile", loaded, m.as_dict(), role="target", builds_on=base["builds_on"],
+                    cache_implementation="static", compiled=compiles)
+        self.log(f"[+ compile] static cache, {'compiled' if compiles else 'not compiled (CPU or bitsandbytes)'}: "
+                 f"{m.e2e_tok_s.median:.1f} tok/s")
+        free(loaded)
+
     def batching(self) -> None:
         base = self.base("+ batching")
         loaded = self.load("target", base["precision"], base["attn_implementation"])
@@ -226,14 +253,17 @@ class Bench:
                 if prec not in BYTES_16 and prec != self.target_precision:   # measured as "target"
                     step = "+ 8-bit" if prec == "int8" else "+ 4-bit"
                     self.guarded(step, self.model_at, step, "target", prec)
-        for name, step in (("attention", "+ attention"), ("speculative", "+ speculative"),
-                           ("batching", "+ batching"), ("continuous", "+ continuous batching")):
+        for name, step, work in (("attention", "+ attention", self.attention),
+                                 ("speculative", "+ speculative", self.speculative),
+                                 ("compile", "+ compile", self.static_cache),
+                                 ("batching", "+ batching", self.batching),
+                                 ("continuous", "+ continuous batching", self.continuous)):
             if name in steps:
-                self.guarded(step, getattr(self, name))
+                self.guarded(step, work)
         return self.stopped
 
 
-STEPS = ["baseline", "precision", "attention", "speculative", "batching", "continuous"]
+STEPS = ["baseline", "precision", "attention", "speculative", "compile", "batching", "continuous"]
 
 
 @cli.command

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from collections import Counter
 
-from . import cli
-from .curve import curve_rows, left_out, write_csv
+from . import cli, timeline
+from .curve import compounding, curve_rows, left_out, write_csv
 from .data import gpu, gpu_key_for
 from .results import ResultsStore, learner_id
 from .steps import coverage
@@ -53,7 +53,8 @@ def merge(paths: list[str | Path], log=print) -> list[dict]:
 
     Bad lines are left out and the rest of the file is kept; a file that is missing, holds no
     cost measurements or was recorded on an unknown GPU is left out. Files that carry the
-    same recorded learner id are one learner's; two learners whose files share a name stay two."""
+    same recorded learner id are one learner's; two learners whose files share a name stay two.
+    Each row carries its learner's decline per year (utils.timeline)."""
     paths = sorted(Path(p) for p in paths)
     labels = _labels([p for p in paths if p.is_file()])
     learners: dict[str, dict] = {}
@@ -90,36 +91,52 @@ def merge(paths: list[str | Path], log=print) -> list[dict]:
             continue
         for line in left_out(coverage(entry["records"])):
             log(f"{label}: {line}")
-        rows += [dict(learner=label, gpu=key, price_per_hour=price, **row) for row in learner_rows]
+        decline = timeline.of(learner_rows)[2]
+        rows += [dict(learner=label, gpu=key, learner_price_per_hour=price, decline_per_year=decline, **row)
+                 for row in learner_rows]
     return rows
 
 
 def plot_class(rows: list[dict], path: Path) -> Path:
-    """Each learner's compounding chain as a line (hollow markers: steps tried but not built on)."""
+    """Left: each learner's chain of techniques as a line (hollow markers: steps tried but not
+    built on). Right: each learner's LLMflation over time (utils.timeline: the cumulative cost
+    of their kept techniques by each technique's date) with their fitted decline per year."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .curve import compounding
     from .steps import STEP_ORDER
     steps = [s for s in STEP_ORDER if any(r["step"] == s for r in rows)]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, (ax, over_time) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw=dict(width_ratios=[3, 2]))
     for learner in sorted({r["learner"] for r in rows}):
         mine = [r for r in rows if r["learner"] == learner]
         chain = compounding(mine)
-        total = chain[0]["usd_per_million"] / chain[-1]["usd_per_million"]
+        total = chain[0]["usd_per_million"] / chain[-1]["usd_per_million"] if chain else 1.0
         line, = ax.plot([steps.index(r["step"]) for r in chain], [r["usd_per_million"] for r in chain],
                         marker="o", label=f"{learner} ({mine[0]['gpu']}): {total:.3g}x")
         others = [r for r in mine if r not in chain]
         ax.scatter([steps.index(r["step"]) for r in others], [r["usd_per_million"] for r in others],
                    facecolors="none", edgecolors=line.get_color())
-    ax.set_xticks(range(len(steps)), steps)
+        stairs = timeline.staircase(mine)
+        if stairs:
+            decline = mine[0]["decline_per_year"]
+            over_time.step([w for w, _, _ in stairs], [u for _, u, _ in stairs], where="post",
+                           color=line.get_color(), marker="o", markersize=3,
+                           label=f"{learner}: {'n/a' if decline is None else f'{decline:.2g}x'} per year")
+    ax.set_xticks(range(len(steps)), [("\n" if i % 2 else "") + s for i, s in enumerate(steps)])
     ax.set_yscale("log")
     ax.set_ylabel("$ per 1M tokens (log)")
-    ax.set_title("The class's cost curves: each line is the chain a learner kept\n"
-                 "(hollow: steps tried but not built on; legend: total factor)")
-    ax.tick_params(axis="x", rotation=20)
+    ax.set_title("The class's cost curves: each line is the chain of techniques a learner kept, each step\n"
+                 "from their latest run (class_costs.csv: run, source); hollow: not built on; legend: total")
+    ax.tick_params(axis="x", labelsize=8)
     ax.legend(fontsize=7, ncol=2)
+    for d in timeline.technique_dates().values():
+        over_time.axvline(d["date"], color="0.9", linewidth=0.8, zorder=0)
+    over_time.set_yscale("log")
+    over_time.set_title("Each learner's LLMflation over time: their kept techniques' cumulative cost\n"
+                        "by each technique's date (datasets/technique_dates.csv), fitted decline per year")
+    over_time.tick_params(axis="x", rotation=30, labelsize=8)
+    over_time.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

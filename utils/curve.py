@@ -1,10 +1,14 @@
 """The personal cost curve: measured steps, their $/1M tokens, beside the historical curve.
 
-Each step's figure is the best configuration the learner measured for it
-(highest end-to-end tokens/s at the standard request, prefill included),
-priced with $/1M = $/hour / (tokens/s * 3600) * 1e6. Each step is measured on
-top of the cheapest configuration before it (utils.steps), so the waterfall
-shows the factor each technique contributed and how the kept ones multiply.
+Each step's figure comes from the learner's *latest run* of it (its fastest
+configuration in that run, end-to-end tokens/s at the standard request, prefill
+included), never the best of all runs, priced with
+$/1M = $/hour / (tokens/s * 3600) * 1e6. Each technique is measured on top of
+the cheapest configuration before it (utils.steps), so the waterfall shows the
+factor each technique contributed and how the kept ones multiply. The larger
+baseline is a model choice, shown with its quality beside its cost
+(utils.swap); the curve over time places each configuration at the date its
+techniques became usable (utils.timeline).
 
     python -m utils.curve                    # from results/my_results.jsonl
     python -m utils.curve --price 0.35 --out results/
@@ -16,119 +20,199 @@ import argparse
 import csv
 import math
 import sys
-from datetime import date, timedelta
 from pathlib import Path
 
 from . import cli
 from .cost import cost_per_million
-from .data import gpu, historical_prices
+from .chart import marked_noise, standing
+from .timeline import technique_of
+from .data import gpu, gpu_key_for
 from .results import CorruptResultsError, ResultsStore
-from .steps import chain, coverage
+from .steps import (MODEL_STEPS, TECHNIQUE_START, chain, coverage, describe, latest_runs, rate,
+                    run_of, step_records)
+
+BASELINE = MODEL_STEPS[0]
 
 
-def describe(settings: dict, metrics: dict) -> str:
-    parts = [settings.get("model", "?"), settings.get("precision", "")]
-    if settings.get("attn_implementation"):
-        parts.append(settings["attn_implementation"])
-    if settings.get("draft_length"):
-        parts.append(f"draft x{settings['draft_length']}")
-    if metrics.get("batch", 1) != 1:
-        parts.append(f"batch {metrics['batch']}")
-    if settings.get("random_weights"):
-        parts.append("RANDOM WEIGHTS")
-    return ", ".join(p for p in parts if p)
+def gpu_here(records: list[dict]) -> str | None:
+    """The gpus.csv row of the machine the newest step records ran on (the emulated GPU under
+    emulation), or of their profile's GPU when they ran on a CPU for a GPU profile (a
+    rehearsal); None when it is unknown."""
+    steps = step_records(records)
+    if not steps:
+        return None
+    newest = steps[-1]
+    hw = newest.get("hardware") or {}
+    name = hw.get("emulated") or hw.get("gpu_name")
+    try:
+        if name:
+            return gpu_key_for(name, hw.get("vram_gb"))
+        from .profiles import load_profile
+        profile = load_profile(newest["settings"].get("profile"))
+        return profile.gpu_price_key if profile.device == "cuda" else "cpu-laptop"
+    except Exception:      # noqa: BLE001 - an unknown GPU or profile: no computed start
+        return None
+
+
+def source_of(record: dict) -> str:
+    """Which run a step comes from, in words: notebook (or benchmark) and when."""
+    settings = record.get("settings") or {}
+    what = settings.get("notebook") or ("computed" if settings.get("computed") else record.get("kind") or "?")
+    when = (record.get("timestamp") or "")[:16].replace("T", " ")
+    return f"{what}, {when}" if when else what
 
 
 def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
-    """One row per measured step, in workshop order, priced at ``price_per_hour``.
+    """One row per step, in workshop order, priced at ``price_per_hour``.
 
-    ``factor`` is how many times cheaper the step is than the configuration it
-    was built on (``builds_on``; empty for a start), ``same_as_base`` whether
-    its best configuration is the one it built on (e.g. SDPA, already
-    transformers' default: the factor is then noise), ``within_noise`` whether
-    the two measurements' repeat ranges overlap, ``kept`` whether it was
-    measurably cheaper (none of the above; later steps build only on kept
-    steps), and ``vs_first`` how many times cheaper than the first step. Records from
-    the newest profile and machine in the store are used (see utils.steps).
+    Each step comes from the learner's latest run of it (utils.steps: never the best of all
+    runs; ``run`` and ``source`` say which). ``factor`` is how many times cheaper the step is
+    than the configuration it was built on (``builds_on``; empty for a start),
+    ``same_as_base`` whether its configuration is the one it built on (SDPA, already
+    transformers' default: the factor is then noise), ``within_noise`` whether the two
+    measurements' repeat ranges overlap, ``kept`` whether it was measurably cheaper (later
+    steps build only on kept steps), ``vs_start`` how many times cheaper than the start of the
+    techniques (the target). The larger baseline is a model choice, not a technique: its row
+    carries the swap to the target (``swap_factor``, ``swap_verdict``, ``swap_quality``;
+    utils.swap) and builds on nothing. Where the 16-bit target does not fit the GPU, a
+    ``computed`` target row stands in for it, at another GPU's price, its ``basis`` stated
+    (utils.counterfactual). Records from the newest profile and machine in the store are used.
     """
     if not (isinstance(price_per_hour, (int, float)) and 0 < price_per_hour < float("inf")):
         raise ValueError(f"price per hour must be a positive number, got {price_per_hour!r}: a free "
                          f"run (Colab, Binder) is priced at what the same hardware costs to rent")
-    links = chain(records)
-    usd = {link.step: cost_per_million(price_per_hour, link.tokens_per_s) for link in links}
+    from .counterfactual import sixteen_bit_start
+    from .swap import model_swap
+    runs = latest_runs(records)
+    latest = {step: max(rs, key=rate) for step, rs in runs.items()}
+    here = gpu_here(records)
+    start = sixteen_bit_start(latest, here, price_per_hour) if here else None
+    links = chain(records, start=start)
+    price = {link.step: link.record["settings"]["price_per_hour"] if link.computed else price_per_hour
+             for link in links}
+    usd = {link.step: cost_per_million(price[link.step], link.tokens_per_s) for link in links}
     if not all(math.isfinite(v) and v > 0 for v in usd.values()):
         raise ValueError(f"${price_per_hour}/h gives a $/1M that is not a finite positive number; "
                          f"nothing was written")
-    first = usd[links[0].step] if links else None
+    start_usd = usd.get(TECHNIQUE_START) or next((usd[k.step] for k in links if k.step != BASELINE), None)
+    swap = model_swap(latest.get(BASELINE), step_records(records), price_per_hour)
     rows = []
     for link in links:
         r = link.record
-        factor = usd[link.base] / usd[link.step] if link.base else None
+        is_baseline = link.step == BASELINE
         rows.append(dict(step=link.step, configuration=describe(r["settings"], r["metrics"]),
                          tokens_per_s=round(link.tokens_per_s, 3), usd_per_million=usd[link.step],
-                         builds_on=link.base, factor=factor, same_as_base=link.same_as_base,
-                         within_noise=link.within_noise, kept=link.kept,
-                         established=link.established,
-                         vs_first=first / usd[link.step],
+                         price_per_hour=price[link.step],
+                         builds_on=link.base, factor=usd[link.base] / usd[link.step] if link.base else None,
+                         same_as_base=link.same_as_base, within_noise=link.within_noise, kept=link.kept,
+                         established=link.established, computed=link.computed,
+                         base_computed=link.on_computed,
+                         basis=r["settings"].get("basis") if link.computed else "measured",
+                         vs_start=None if is_baseline or start_usd is None else start_usd / usd[link.step],
                          perplexity=r["metrics"].get("perplexity"),
+                         exact_match=r["metrics"].get("exact_match"),
+                         swap_factor=swap.factor if is_baseline and swap else None,
+                         swap_verdict=swap.verdict if is_baseline and swap else None,
+                         swap_quality=swap.quality if is_baseline and swap else None,
+                         swap_as_good=swap.as_good if is_baseline and swap else None,
+                         model=r["settings"].get("model"),
+                         technique=technique_of(link.step, r["settings"]),
                          hardware=(r.get("hardware") or {}).get("gpu_name") or "CPU",
                          random_weights=bool(r["settings"].get("random_weights")),
-                         timestamp=r.get("timestamp")))
+                         run=run_of(r), source=source_of(r), timestamp=r.get("timestamp")))
+    on_chain = {r["step"] for r in compounding(rows)}
+    for row in rows:
+        row["on_chain"] = row["step"] in on_chain
     return rows
 
 
 def compounding(rows: list[dict]) -> list[dict]:
-    """The chain behind the cheapest kept step, from its start: the techniques that compounded.
+    """The chain of techniques behind the cheapest kept step, from the target (their start).
 
-    The product of their factors is how many times cheaper the cheapest step is
-    than the start of its chain.
-    """
-    if not rows:
+    The product of their factors is how many times cheaper the cheapest step is than the
+    start. The larger baseline is not on it: the swap to the target is a model choice."""
+    techniques = [r for r in rows if r["step"] != BASELINE]
+    if not techniques:
         return []
-    by_step = {r["step"]: r for r in rows}
-    established = [r for r in rows if r["established"]]
+    by_step = {r["step"]: r for r in techniques}
+    established = [r for r in techniques if r["established"]]
     path = [min(established, key=lambda r: r["usd_per_million"])]
-    while path[0]["builds_on"]:
+    while path[0]["builds_on"] in by_step:
         path.insert(0, by_step[path[0]["builds_on"]])
     return path
 
 
-def marked_noise(row: dict) -> bool:
-    """Whether a row is shown with the ``~`` noise mark (a same-configuration row says so instead)."""
-    return bool(row["within_noise"]) and not row["same_as_base"]
-
-
-def standing(row: dict) -> str:
-    """What happens to a step after it: "" (kept, or a start), "not kept", or, for a model step
-    that is not cheaper, that the techniques still build on it (the target is what they apply to)."""
-    if row["builds_on"] is None or row["kept"]:
-        return ""
-    return "model: built on" if row["established"] else "not kept"
+def totals(rows: list[dict]) -> dict:
+    """The techniques' total (from their start to the cheapest kept step), the swap beside it,
+    and the same-capability total: techniques x swap, only when the target is as good as the
+    baseline within noise (utils.swap); otherwise None, and the reason."""
+    path = compounding(rows)
+    techniques = path[0]["usd_per_million"] / path[-1]["usd_per_million"] if path else None
+    baseline = next((r for r in rows if r["step"] == BASELINE), None)
+    swap = baseline["swap_factor"] if baseline else None
+    out = dict(techniques=techniques, start=path[0]["step"] if path else None,
+               end=path[-1]["step"] if path else None, swap=swap,
+               swap_verdict=baseline["swap_verdict"] if baseline else None, same_capability=None)
+    if swap is None:
+        out["why_not"] = "no larger baseline measured (notebook 06)" if baseline is None else \
+            "the baseline has no target measured beside it at its precision"
+    elif not baseline["swap_as_good"]:
+        out["why_not"] = (f"the target is worse than the baseline, so the swap's {swap:.3g}x buys a "
+                          f"model of lower quality, not equal capability"
+                          if baseline["swap_verdict"].endswith("worse") else
+                          f"the target was not shown to be as good as the baseline within noise, so "
+                          f"the swap's {swap:.3g}x is not counted as equal capability")
+    elif techniques:
+        out["same_capability"] = techniques * swap
+    return out
 
 
 def format_row(row: dict) -> str:
-    """One printable line: price, factor against the step built on, configuration."""
-    if row["builds_on"] is None:
-        against = "start"
+    """One printable line: price, factor against the step built on, configuration, its run."""
+    if row["step"] == BASELINE:
+        against = "model choice (below)"
+    elif row["computed"]:
+        against = "computed start (below)"
+    elif row["builds_on"] is None:
+        against = "start of the techniques"
     elif row["same_as_base"]:
         against = f"same configuration as {row['builds_on']}"
     else:
         against = (f"{row['factor']:5.2f}x vs {row['builds_on']}"
+                   + (" (computed)" if row["base_computed"] else "")
                    + (" ~noise" if marked_noise(row) else "")
                    + (f" ({standing(row)})" if standing(row) else ""))
-    return (f"{row['step']:<16} {row['tokens_per_s']:>9.1f} tok/s  ${row['usd_per_million']:>10.4f}/1M  "
-            f"{against:<36} {row['configuration']}")
+    return (f"{row['step']:<22} {row['tokens_per_s']:>9.1f} tok/s  ${row['usd_per_million']:>9.4f}/1M  "
+            f"{against:<34} {row['configuration']}  [{row['source']}]")
+
+
+RULE = ("each step: your latest run of it (the notebook and time in brackets), its fastest "
+        "configuration in that run; earlier runs are left out, never the best of all runs")
 
 
 def summary(rows: list[dict], records: list[dict] | None = None) -> str:
-    """The table a learner reads: one line per step, then the chain that compounded and,
-    given the ``records`` the rows came from, what was left out of the curve and why."""
+    """The table a learner reads: the rule, one line per step, the computed start's basis, the
+    model swap with its quality, the techniques' total and the same-capability total (or why
+    there is none), then, given the ``records`` the rows came from, what was left out and why."""
+    lines = [RULE] + [format_row(r) for r in rows]
+    for r in rows:
+        if r["computed"]:
+            lines.append(f"computed start: {r['configuration']} on {r['hardware']}: {r['basis']}")
+    t = totals(rows)
     path = compounding(rows)
-    lines = [format_row(r) for r in rows]
+    if t["swap"] is not None:
+        baseline = next(r for r in rows if r["step"] == BASELINE)
+        lines.append(f"model swap, larger baseline -> target: {t['swap']:.3g}x {baseline['swap_verdict']}: "
+                     f"{baseline['swap_quality']}")
     if len(path) > 1:
-        factors = " x ".join(f"{r['factor']:.2f} ({r['step']})" for r in path[1:])
-        lines.append(f"compounding from {path[0]['step']} to {path[-1]['step']}: {factors} "
-                     f"= {path[0]['usd_per_million'] / path[-1]['usd_per_million']:.3g}x cheaper")
+        factors = " x ".join(f"{r['factor']:.3g} ({r['step']})" for r in path[1:])
+        lines.append(f"techniques from {path[0]['step']} to {path[-1]['step']}: {factors} "
+                     f"= {t['techniques']:.3g}x cheaper")
+    if t["same_capability"] is not None:
+        lines.append(f"same capability: {t['techniques']:.3g}x (techniques) x {t['swap']:.3g}x (swap) "
+                     f"= {t['same_capability']:.3g}x cheaper than the larger baseline")
+    elif t["swap"] is not None or any(r["step"] == BASELINE for r in rows):
+        lines.append(f"same capability: not claimed: {t['why_not']}")
     if any(marked_noise(r) for r in rows):
         lines.append("~noise: the repeats of the two configurations overlap, so the difference is not "
                      "established and later steps did not build on it (more repeats, or a quieter "
@@ -154,6 +238,9 @@ def left_out(cov: dict) -> list[str]:
         prompt, new = cov["workload"]
         lines.append(f"left out: {_records(cov['other_request'])} timed on another request than the "
                      f"standard {prompt}-token prompt and {new} new tokens (prices compare like with like)")
+    if cov.get("earlier_runs"):
+        lines.append(f"left out: {_records(cov['earlier_runs'])} from earlier runs of the same steps "
+                     f"(each step is priced from your latest run of it)")
     return lines
 
 
@@ -166,122 +253,35 @@ def write_csv(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def modelled(source: str) -> bool:
-    """Whether a historical series is a model (a line drawn at a chosen rate), not cited prices."""
-    return source.strip().lower().startswith("modelled")
-
-
-def plot_history(ax, rows: list[dict], references: list[dict] | None = None) -> None:
-    """The historical $/1M-token series on a log axis (cited points solid, the modelled series
-    dashed and labelled so), the learner's steps as stars dated today, and ``references``
-    (:func:`utils.reference.priced`: GPU decode at batch 1, priced at gpus.csv) as diamonds."""
-    series: dict[str, list] = {}
-    kinds: dict[str, bool] = {}
-    for p in historical_prices():
-        series.setdefault(p["series"], []).append((date.fromisoformat(p["date"]), p["usd_per_million_tokens"]))
-        kinds[p["series"]] = modelled(p["source"])
-    for i, (name, pts) in enumerate(series.items()):
-        pts.sort()
-        ax.plot([d for d, _ in pts], [v for _, v in pts], marker="o" if not kinds[name] else None,
-                linestyle="--" if kinds[name] else "-", linewidth=1.2 if kinds[name] else 2.5 - 0.5 * i,
-                color="0.3" if kinds[name] else None, zorder=2.5 if kinds[name] else 2,
-                label=f"{name} ({'modelled, not cited prices' if kinds[name] else 'cited'})")
-    today = date.today()
-    for row in rows:
-        ax.scatter([today], [row["usd_per_million"]], marker="*", s=140, zorder=3,
-                   label=f"you: {row['step']}")
-    refs = sorted(references or [], key=lambda r: r["usd_per_million"])
-    for i, (ref, at) in enumerate(zip(refs, spread([math.log10(r["usd_per_million"]) for r in refs], 0.12))):
-        ax.scatter([today], [ref["usd_per_million"]], marker="D", s=30, color="black", zorder=2,
-                   facecolors="none" if ref["random_weights"] else "black",
-                   label="GPU decode at batch 1 (published; hollow: the kit's run) at gpus.csv $/h" if i == 0 else None)
-        ax.annotate(ref["label"], (today, ref["usd_per_million"]), xytext=(today - timedelta(days=120), 10 ** at),
-                    ha="right", va="center", fontsize=6, arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5))
-    ax.set_yscale("log")
-    ax.set_ylabel("$ per 1M tokens (log)")
-    ax.set_title("Historical prices vs your measured steps (stars, dated today)")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
-
-
-def spread(ys: list[float], gap: float) -> list[float]:
-    """Label positions for sorted values ``ys``: each at least ``gap`` above the one before, the
-    group centred on the values (so close points get readable labels)."""
-    out: list[float] = []
-    for y in ys:
-        out.append(max(y, out[-1] + gap) if out else y)
-    shift = (sum(ys) - sum(out)) / len(out) if out else 0.0
-    return [y + shift for y in out]
-
-
-BASIS = ("Not like for like. Historical points: API list prices (input and output averaged; margin, idle capacity "
-         "and many users' traffic included) of the cheapest model at a fixed capability (a16z: MMLU >= 42). "
-         "Stars: {model} on your machine, fully busy, output tokens only, at ${price}/h; its capability is its own, "
-         "not the historical tier's.")
-
-
-def plot_waterfall(ax, rows: list[dict]) -> None:
-    """Each step as a bar from the cost it built on to its own cost (log axis, so factors add up
-    as lengths), then the total of the chain that compounded."""
-    usd = {r["step"]: r["usd_per_million"] for r in rows}
-    steps = [r["step"] for r in rows]
-    path = compounding(rows)
-    for i, r in enumerate(rows):
-        cost = r["usd_per_million"]
-        if r["builds_on"] is None:                      # a start: its level, no bar
-            ax.hlines(cost, i - 0.4, i + 0.4, colors="tab:gray", linewidth=4)
-            ax.annotate(f"start\n${cost:.3g}", (i, cost), ha="center", va="bottom", fontsize=8)
-            continue
-        ax.hlines(usd[r["builds_on"]], steps.index(r["builds_on"]), i, colors="0.6",
-                  linestyles=":", linewidth=1)
-        low, high = sorted([usd[r["builds_on"]], cost])
-        colour = ("tab:green" if r["kept"] else "tab:gray" if r["established"] else
-                  "tab:olive" if r["same_as_base"] or r["within_noise"] else "tab:red")
-        label = ("same\nconfig" if r["same_as_base"] else
-                 f"{r['factor']:.2g}x" + ("~" if marked_noise(r) else "")
-                 + (f"\n{standing(r)}" if standing(r) else ""))
-        ax.bar(i, high - low, bottom=low, color=colour, hatch="//" if r["random_weights"] else None,
-               edgecolor="black", linewidth=0.5)
-        ax.annotate(label, (i, high), ha="center", va="bottom", fontsize=8)
-    total = path[0]["usd_per_million"] / path[-1]["usd_per_million"]
-    ax.bar(len(rows), path[0]["usd_per_million"] - path[-1]["usd_per_million"],
-           bottom=path[-1]["usd_per_million"], color="tab:blue", edgecolor="black", linewidth=0.5)
-    ax.annotate(f"{total:.3g}x", (len(rows), path[0]["usd_per_million"]), ha="center", va="bottom",
-                fontsize=9, weight="bold")
-    if any(marked_noise(r) for r in rows):
-        ax.text(0.01, 0.01, "~ within the spread of the repeats: not established (a technique: not kept)",
-                fontsize=7,
-                transform=ax.transAxes)
-    ax.set_xticks(range(len(rows) + 1), steps + ["total"])
-    ax.set_ylim(min(usd.values()) / 1.5, max(usd.values()) * 1.8)
-    ax.tick_params(axis="x", rotation=30, labelsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("$ per 1M tokens (log)")
-    product = " x ".join(f"{r['factor']:.2g}" for r in path[1:]) or "1"
-    ax.set_title(f"What each technique contributed (vs the step it built on)\n"
-                 f"compounding: {product} = {total:.3g}x cheaper", fontsize=10)
-
-
-def plot(rows: list[dict], path: Path, price_per_hour: float,
+def plot(rows: list[dict], records: list[dict], path: Path, price_per_hour: float,
          title: str = "Your LLMflation cost curve") -> Path:
+    """The cost-curve figure: the historical prices (with hardware what-ifs), your LLMflation over
+    time, and the waterfall of what each technique contributed (utils.chart, utils.timeline)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from . import chart, timeline
     from .reference import priced
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 7.5), gridspec_kw=dict(width_ratios=[3, 2]))
-    plot_history(left, rows, priced())
-    plot_waterfall(right, rows)
-    models = sorted({r["configuration"].split(",")[0] for r in rows})
-    fig.text(0.5, 0.035, BASIS.format(model=" / ".join(models), price=price_per_hour),
-             ha="center", fontsize=8, wrap=True)
+    fig = plt.figure(figsize=(15, 11))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, 1])
+    history, over_time, waterfall = (fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]),
+                                     fig.add_subplot(grid[1, :]))
+    chart.history(history, rows, priced())
+    pts, stairs, decline = timeline.of(rows)
+    model = next((r["model"] for r in rows if r["step"] != BASELINE), "?")
+    timeline.plot(over_time, pts, stairs, decline, f"{model} at ${price_per_hour}/h")
+    chart.waterfall(waterfall, rows, compounding(rows), totals(rows))
+    fig.text(0.5, 0.035, chart.BASIS.format(model=model, price=price_per_hour), ha="center", fontsize=8,
+             wrap=True)
     if any(r["random_weights"] for r in rows):
         fig.text(0.5, 0.01, "Hatched bars: RANDOM WEIGHTS (speed and memory are real, quality is not)",
                  ha="center", fontsize=9, color="tab:red")
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -299,7 +299,7 @@ def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float,
         raise ValueError(f"{store.path} holds no benchmark measurements yet; run a notebook or "
                          f"python -m utils.benchmark first")
     paths = (write_csv(rows, out_dir / "cost_curve.csv"),
-             plot(rows, out_dir / "cost_curve.png", price_per_hour))
+             plot(rows, records, out_dir / "cost_curve.png", price_per_hour))
     if log is not None:
         log(summary(rows, records))
     return paths

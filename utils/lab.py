@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 def run_notebooks(folder: Path, out: Path, gpu: bool = False) -> bool:
     """Execute every notebook in ``folder`` top to bottom in its own kernel, saving executed
     copies in ``out``; says how each went and returns False if any failed."""
-    from .rehearse import run_notebook
+    from .rehearse import notebook_order, run_notebook
 
     ok = True
-    for path in sorted(folder.glob("*.ipynb")):
+    for path in notebook_order(folder.glob("*.ipynb")):
         row = run_notebook(path, {}, timeout=1200, gpu=gpu, save=out)
         ok &= row["ok"]
         print(f"ran {path.name} in {row['seconds']:.0f}s" + ("" if row["ok"] else

@@ -99,11 +99,12 @@ def model_config(ref: ModelRef) -> dict:
     """config.json as a dict: local file, the shipped table, or (last) a small hub download.
     Under the reduced rehearsal (utils.rehearsal) the same architecture, shrunk."""
     from . import rehearsal
-    config = _full_config(ref)
+    config = real_config(ref)
     return rehearsal.reduced_config(config) if rehearsal.mode() == "reduced" else config
 
 
-def _full_config(ref: ModelRef) -> dict:
+def real_config(ref: ModelRef) -> dict:
+    """config.json of the real model, never shrunk (sizes for computations about it)."""
     path = local_path(ref)
     if path is not None:
         return json.loads((path / "config.json").read_text())

@@ -81,14 +81,25 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
     return checks
 
 
-def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role: str = "target") -> str:
-    """The precision to run a profile model in: the compute dtype if it fits, else the first
-    of the profile's precisions that does for the target (NF4 for the draft and baseline).
-    On a T4, fp16 Qwen3-8B does not fit: NF4 it is. Raises ModelTooLargeError if none fits."""
-    ref = getattr(profile, role)
-    shape = ModelShape.from_config(model_config(ref))
+def described_gpu(profile: Profile) -> Hardware | None:
+    """The GPU a GPU profile is made for, described (no GPU needed): the emulated limits the kit
+    knows (a T4's usable memory) or the profile's row of gpus.csv. None for a CPU profile."""
+    if profile.device != "cuda":
+        return None
+    from . import emulate
+    from .data import gpu
+    from .hardware import bf16_native, sdpa_backends_for
+    key = profile.gpu_price_key
+    if key.lower() in emulate.TARGETS:
+        return emulate.described(emulate.TARGETS[key.lower()])
+    row = gpu(key)
+    cc = tuple(int(x) for x in row["compute_capability"].split("."))
+    return Hardware(device="cuda", gpu_name=row["name"], compute_capability=cc, vram_gb=row["memory_gb"],
+                    bf16=bf16_native(cc), sdpa_backends=sdpa_backends_for(cc))
+
+
+def _first_fitting(shape: ModelShape, candidates: list[str], hw: Hardware, context: int) -> str | None:
     available = available_gb(hw)
-    candidates = candidate_precisions(profile, hw, role)
     for precision in candidates:
         try:
             check_fits(predict_memory(shape, precision, context=context,
@@ -96,8 +107,32 @@ def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role:
             return precision
         except ModelTooLargeError:
             continue
-    raise ModelTooLargeError(f"{ref.id} fits in none of {candidates} on this machine; "
-                             f"choose a smaller profile")
+    return None
+
+
+def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role: str = "target") -> str:
+    """The precision to run a profile model in: the compute dtype if it fits, else the first
+    of the profile's precisions that does for the target (NF4 for the draft and baseline).
+    On a T4, fp16 Qwen3-8B does not fit: NF4 it is. A GPU profile on a machine without its GPU
+    (a rehearsal on a CPU) takes the quantized precision its real model needs on the GPU the
+    profile describes, so it rehearses the same path (a T4's 8B in NF4), if that fits here too.
+    Raises ModelTooLargeError if none fits."""
+    ref = getattr(profile, role)
+    shape = ModelShape.from_config(model_config(ref))
+    candidates = candidate_precisions(profile, hw, role)
+    gpu_hw = described_gpu(profile) if hw.device != "cuda" else None
+    if gpu_hw is not None:
+        from .loading import real_config
+        from .memory import BYTES_16
+        there = _first_fitting(ModelShape.from_config(real_config(ref)),
+                               candidate_precisions(profile, gpu_hw, role), gpu_hw, context)
+        if there is not None and there not in BYTES_16:
+            candidates = [there]
+    precision = _first_fitting(shape, candidates, hw, context)
+    if precision is None:
+        raise ModelTooLargeError(f"{ref.id} fits in none of {candidates} on this machine; "
+                                 f"choose a smaller profile")
+    return precision
 
 
 def network_checks(profile: Profile) -> list[Check]:

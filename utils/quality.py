@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,9 +29,28 @@ class Perplexity:
     perplexity: float
     bits_per_byte: float
     tokens: int
+    # each scored token's cross-entropy (nats), in text order: for paired comparisons, not stored
+    token_nll: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     def as_dict(self) -> dict:
         return dict(perplexity=self.perplexity, bits_per_byte=self.bits_per_byte, tokens=self.tokens)
+
+
+def paired_gap(target: Perplexity, baseline: Perplexity) -> dict | None:
+    """How much worse ``target`` predicts the same tokens than ``baseline``, with its noise.
+
+    ``nll``: mean over the scored tokens of (target's cross-entropy - baseline's), in nats per
+    token, so ``exp(nll)`` is the perplexity ratio; ``se``: its standard error from the
+    per-token differences (sd / sqrt(n); tokens are treated as independent, which understates
+    the noise somewhat). None when the two did not score the same tokens (another tokenizer):
+    then only bits per byte compare, without a noise estimate."""
+    a, b = target.token_nll, baseline.token_nll
+    if not a or len(a) != len(b):
+        return None
+    diffs = [x - y for x, y in zip(a, b)]
+    mean = sum(diffs) / len(diffs)
+    var = sum((d - mean) ** 2 for d in diffs) / max(len(diffs) - 1, 1)
+    return dict(nll=mean, se=math.sqrt(var / len(diffs)), tokens=len(diffs))
 
 
 class NonFiniteError(RuntimeError):
@@ -76,7 +95,7 @@ def perplexity(model, tokenizer, text: str, *, window: int = 256, max_tokens: in
         ids = ids[:max_tokens]
     if ids.numel() < 2:
         raise ValueError("text too short for perplexity")
-    nll, count = 0.0, 0
+    per_token: list[float] = []
     with torch.inference_mode():
         for start in range(0, ids.numel() - 1, window):
             chunk = ids[start:start + window + 1].unsqueeze(0).to(device)
@@ -86,12 +105,13 @@ def perplexity(model, tokenizer, text: str, *, window: int = 256, max_tokens: in
             if not torch.isfinite(logits).all():
                 raise NonFiniteError(non_finite_message(f"the model (window at token {start})"))
             loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1), reduction="sum")
-            nll += loss.item()
-            count += chunk.shape[1] - 1
+                logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1), reduction="none")
+            per_token += loss.double().tolist()
+    nll, count = math.fsum(per_token), len(per_token)
     scored_bytes = len(tokenizer.decode(ids[1:count + 1]).encode("utf-8"))
     return Perplexity(perplexity=math.exp(nll / count),
-                      bits_per_byte=nll / math.log(2) / max(scored_bytes, 1), tokens=count)
+                      bits_per_byte=nll / math.log(2) / max(scored_bytes, 1), tokens=count,
+                      token_nll=tuple(per_token))
 
 
 # Where a code completion question stops: right after one of these keywords,

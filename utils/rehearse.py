@@ -69,6 +69,15 @@ class PeakSampler:
         return False
 
 
+LAST = "07_cost_curve"      # reads every other notebook's records
+
+
+def notebook_order(paths) -> list[Path]:
+    """Notebooks in the order a sequence runs them: by number, the cost curve (07) last, after
+    08 has recorded its step, so that it draws what the others measured in the same run."""
+    return sorted(paths, key=lambda p: (Path(p).stem == LAST, Path(p).name))
+
+
 def first_error(nb) -> dict | None:
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
@@ -181,7 +190,7 @@ def _main(argv=None) -> int:
                 date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 memory_limit_gb=hw.vram_gb if hw.emulated else None)
     print(f"{LABEL.upper()}\nprofile {profile.name}; {meta['mode']}; {hw.summary()}", flush=True)
-    paths = sorted(Path(args.folder).glob("*.ipynb"))
+    paths = notebook_order(Path(args.folder).glob("*.ipynb"))
     if args.notebooks:
         paths = [p for p in paths if any(p.stem.startswith(n) for n in args.notebooks)]
     rows = []

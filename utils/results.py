@@ -108,6 +108,8 @@ def record_problems(record) -> list[str]:
     for key in ("settings", "metrics"):
         if not isinstance(record.get(key), dict):
             out.append(f"{key} must be an object, not {type(record.get(key)).__name__}")
+    if record.get("run") is not None and not (isinstance(record["run"], str) and record["run"]):
+        out.append(f"run must be a non-empty string, not {record['run']!r}")
     if record.get("hardware") is not None and not isinstance(record["hardware"], dict):
         out.append(f"hardware must be an object, not {type(record['hardware']).__name__}")
     metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
@@ -166,6 +168,15 @@ def kit_commit() -> str | None:
         return None
 
 
+def new_run(what: str) -> str:
+    """A new run id: when it started (UTC) and what ran (a notebook, the benchmark), plus a random
+    suffix so two runs started in the same second stay two. Every record of one notebook session
+    or one benchmark run carries the same id."""
+    import uuid
+    started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{started}-{'-'.join(what.lower().split())}-{uuid.uuid4().hex[:6]}"
+
+
 def run_context(hw=None) -> dict:
     """Hardware, software and time for a record (``hw`` is a Hardware or None)."""
     return dict(timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -198,16 +209,19 @@ class ResultsStore:
         return f"ResultsStore('{self.path}')"
 
     def append(self, kind: str, *, step: str, settings: dict, metrics: dict,
-               hw=None, context: dict | None = None) -> dict:
+               hw=None, context: dict | None = None, run: str | None = None) -> dict:
         """Add one record and make it durable before returning it.
 
         ``kind`` says what was measured ("generation", "quality", ...), ``step``
-        names the cost-curve step it belongs to ("baseline", "+ 4-bit", ...).
+        names the cost-curve step it belongs to ("baseline", "+ 4-bit", ...),
+        ``run`` the notebook session or benchmark run that measured it (:func:`new_run`):
+        the cost curve prices each step from its latest run.
         """
         if not kind or not step:
             raise ValueError("a record needs a kind and a step name")
         record = dict(schema=SCHEMA, kind=kind, step=step, settings=settings, metrics=metrics,
-                      learner=self.learner(), **(context or run_context(hw)))
+                      learner=self.learner(), **({"run": run} if run else {}),
+                      **(context or run_context(hw)))
         line = json.dumps(record, default=_jsonable, allow_nan=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+b") as f:

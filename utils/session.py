@@ -14,7 +14,7 @@ from .hardware import Hardware, configure_threads, detect_hardware
 from .profiles import Profile, load_profile
 from .quality import heldout_text
 from .quiet import quiet_transformers
-from .results import ResultsStore, run_context
+from .results import ResultsStore, new_run, run_context
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Lab:
     store: ResultsStore
     price_per_hour: float
     text: str
+    run: str = ""             # this notebook session's run id: every record it makes carries it
 
     @property
     def device(self) -> str:
@@ -81,7 +82,7 @@ class Lab:
         settings = dict(settings, profile=self.profile.name, notebook=self.notebook,
                         price_per_hour=self.price_per_hour)
         return self.store.append(kind, step=step, settings=settings, metrics=metrics,
-                                 context=run_context(self.hw))
+                                 context=run_context(self.hw), run=self.run)
 
 
 def start(notebook: str, profile: str | None = None, results: str | None = None) -> Lab:
@@ -113,7 +114,7 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
         print(f"REHEARSAL: {LABEL} ({'reduced architectures' if mode() == 'reduced' else 'real size'}); "
               f"quality figures and their checkpoints mean nothing here")
     return Lab(notebook=notebook, hw=hw, profile=prof, store=store, price_per_hour=price,
-               text=heldout_text())
+               text=heldout_text(), run=new_run(notebook))
 
 
 def verdict(ok: bool, good: str, bad: str) -> None:

@@ -1,0 +1,89 @@
+"""The historical ~1,000x taken apart, with your own factors placed inside it.
+
+a16z's curve falls from $60 per 1M tokens (GPT-3, November 2021) to $0.06
+(Llama 3.2 3B, November 2024) at a fixed capability (MMLU >= 42): 1,000x.
+Four things multiply to that, and the kit can put a number on three of them:
+
+1. **model size at equal capability**: GPT-3 has 175.0B parameters, Llama 3.2
+   3B 3.21B (``datasets/historical_models.csv``); a decode step reads every
+   weight once, so at the same precision the smaller model reads 175.0 / 3.21
+   times fewer bytes per token;
+2. **hardware**: bandwidth per GPU from A100 (announced 2020) to H100 SXM
+   (2022), from ``datasets/gpus.csv``, *at an assumed equal price per
+   GPU-hour* (the table's 2026 prices would give another figure: printed too);
+3. **software techniques**: quantization, fused attention, speculative
+   decoding, compiled decoding, batching: *your* measured product, from your
+   cost curve (a CPU and a toy model measure other factors than a GPU);
+4. **utilisation and margin**: what the three leave, ``1000 / (1 x 2 x 3)``: a
+   residual, not a measurement (how busy providers keep their GPUs across many
+   users, their margin, competition). Below 1 it says the others over-explain.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+from .data import DATASETS, gpu, historical_prices
+
+SERIES = "a16z LLMflation (MMLU>=42)"
+HARDWARE = ("A100-40GB", "H100-SXM")      # the flagship of 2021 and of 2024 in gpus.csv
+
+
+def historical_models() -> list[dict]:
+    """The two models at the ends of a16z's curve, with parameter counts and sources."""
+    with open(DATASETS / "historical_models.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["params_billion"] = float(r["params_billion"])
+    return rows
+
+
+def total() -> tuple[float, dict, dict]:
+    """(a16z's total factor, its first point, its last point)."""
+    pts = sorted((p for p in historical_prices() if p["series"] == SERIES), key=lambda p: p["date"])
+    return pts[0]["usd_per_million_tokens"] / pts[-1]["usd_per_million_tokens"], pts[0], pts[-1]
+
+
+def parts(techniques: float | None) -> list[dict]:
+    """The rows of the decomposition: name, factor, how it is obtained, where from. ``techniques``:
+    your measured product of technique factors (None: not measured; the residual then holds it)."""
+    whole, first, last = total()
+    old, new = historical_models()
+    size = old["params_billion"] / new["params_billion"]
+    a, b = (gpu(k) for k in HARDWARE)
+    hardware = b["bandwidth_gbs"] / a["bandwidth_gbs"]
+    per_dollar = (b["bandwidth_gbs"] / b["price_per_hour_usd"]) / (a["bandwidth_gbs"] / a["price_per_hour_usd"])
+    rows = [
+        dict(part="total (cited)", factor=whole,
+             how=f"${first['usd_per_million_tokens']:g} ({first['model']}, {first['date'][:7]}) / "
+                 f"${last['usd_per_million_tokens']:g} ({last['model']}, {last['date'][:7]})",
+             source=first["source"]),
+        dict(part="model size at equal capability", factor=size,
+             how=f"{old['params_billion']:g}B / {new['params_billion']:g}B parameters read per token",
+             source=f"{old['source']}; {new['source']}"),
+        dict(part="hardware", factor=hardware,
+             how=f"{a['name']} {a['bandwidth_gbs']:,.0f} GB/s -> {b['name']} {b['bandwidth_gbs']:,.0f} GB/s, at an "
+                 f"assumed equal $/GPU-hour (gpus.csv's 2026 prices give {per_dollar:.2f}x per dollar)",
+             source="vendor datasheets, datasets/gpus.csv"),
+        dict(part="software techniques (yours)", factor=techniques,
+             how="your measured product of technique factors (the cost curve's kept chain)"
+             if techniques else "not given: the rest below includes it",
+             source="your results store"),
+    ]
+    known = [r["factor"] for r in rows[1:] if r["factor"]]
+    rest = "utilisation and margin (the rest)" if techniques else "techniques, utilisation, margin (rest)"
+    rows.append(dict(part=rest, factor=whole / math.prod(known),
+                     how="total / the rows above: a residual, not a measurement",
+                     source="computed"))
+    return rows
+
+
+def table(techniques: float | None) -> str:
+    """The decomposition as text, one row per part."""
+    lines = [f"{'part':<38} {'factor':>7}  how"]
+    for r in parts(techniques):
+        factor = "-" if r["factor"] is None else f"{r['factor']:,.0f}x" if r["factor"] >= 100 else \
+            f"{r['factor']:.3g}x"
+        lines.append(f"{r['part']:<38} {factor:>7}  {r['how']}")
+    return "\n".join(lines)
