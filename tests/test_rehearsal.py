@@ -181,7 +181,11 @@ def test_gpu_check_dry_run_records_and_reports(tmp_path, monkeypatch):
     assert code == 0
     rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     precision = [r for r in rows if r["step"] == "precision"]
-    assert [r["settings"]["precision"] for r in precision] == ["float32", "nf4"]
+    # A, B, A: the first precision again at the end bounds the drift; the profiled section runs last
+    assert [(r["settings"]["precision"], r["settings"]["order"]) for r in precision] == \
+        [("float32", 0), ("nf4", 1), ("float32", 2)]
+    assert max(i for i, r in enumerate(rows) if r["step"] == "precision") < \
+        min(i for i, r in enumerate(rows) if r["step"] == "attention")
     assert all(r["settings"]["random_weights"] and r["metrics"]["roofline_fraction"] > 0 for r in precision)
     ran = {r["settings"]["attn_implementation"]: r["metrics"]["kernel"] for r in rows if r["step"] == "attention"}
     assert ran == {"eager": "eager (matmul + softmax)", REPEAT_KV: "SDPA flash"}   # CPU's fused kernel

@@ -4,7 +4,8 @@
 * blended $/1M = $/hour * (input/prefill_rate + output/decode_rate) / 3600
   / (input + output) * 1e6, for a stated input:output token ratio
 * roofline (bandwidth-bound decode): tokens/s <= batch * bandwidth / bytes read
-  per step, bytes = weights + KV cache of the whole batch
+  per step, bytes = weights read (all once, but one input-embedding row per
+  sequence: utils.memory.decode_read_bytes) + KV cache of the whole batch
 * Leviathan et al. (2023): expected tokens per target call
   (1 - a^(g+1)) / (1 - a); wall-time speedup (1 - a^(g+1)) / ((1 - a)(g*c + 1))
 * annual decline: least-squares fit of log10(price) on years; factor per year
@@ -16,7 +17,7 @@ from __future__ import annotations
 import math
 from datetime import date
 
-from .memory import GB, ModelShape, predict_memory
+from .memory import GB, ModelShape, decode_read_bytes, predict_memory
 
 
 def _number(name: str, value, *, allow_zero: bool = True) -> float:
@@ -55,9 +56,10 @@ def blended_cost_per_million(price_per_hour: float, prefill_tok_s: float, decode
 
 def bytes_per_decode_step(shape: ModelShape, precision: str, *, batch: int = 1,
                           context: int = 0, compute_dtype: str = "float16") -> float:
-    """Bytes read from memory per decode step: all weights once, plus every sequence's KV cache."""
-    est = predict_memory(shape, precision, batch=batch, context=context, compute_dtype=compute_dtype)
-    return est.total_gb * GB
+    """Bytes read from memory per decode step: the weights a step reads (all once, one input-embedding
+    row per sequence), plus every sequence's KV cache."""
+    kv = predict_memory(shape, precision, batch=batch, context=context, compute_dtype=compute_dtype).kv_cache_gb
+    return decode_read_bytes(shape, precision, batch=batch, compute_dtype=compute_dtype) + kv * GB
 
 
 def roofline_tokens_per_s(shape: ModelShape, precision: str, bandwidth_gbs: float, *,
@@ -68,11 +70,25 @@ def roofline_tokens_per_s(shape: ModelShape, precision: str, bandwidth_gbs: floa
                                                      compute_dtype=compute_dtype)
 
 
+def roofline_of(record: dict) -> float:
+    """The bandwidth roofline of a recorded GPU run (utils.gpu_check, datasets/reference/),
+    computed again with today's formula from what the record says: model (a shipped config),
+    precision, batch, prompt and new tokens, and the bandwidth it was measured against. Stored
+    rooflines of older runs counted the whole input-embedding table; this one does not."""
+    from .data import gpu, model_configs
+    s, m = record["settings"], record["metrics"]
+    shape = ModelShape.from_config(model_configs()[s["model"]])
+    bandwidth = m.get("bandwidth_gbs") or gpu(m.get("gpu_key") or "H100-SXM")["bandwidth_gbs"]
+    context = (s.get("prompt_tokens") or m["prompt_tokens"]) + (s.get("new_tokens") or m["new_tokens"])
+    return roofline_tokens_per_s(shape, s["precision"], bandwidth, batch=s.get("batch") or m.get("batch") or 1,
+                                 context=context, compute_dtype="bfloat16")
+
+
 def compute_roof_tokens_per_s(shape: ModelShape, tflops: float) -> float:
-    """Upper bound on decode tokens/s when compute is the limit: 2 FLOPs per parameter per
-    token at the GPU's peak (attention's FLOPs over the KV cache are left out: small at short
-    contexts)."""
-    return _number("peak TFLOP/s", tflops, allow_zero=False) * 1e12 / (2 * shape.params)
+    """Upper bound on decode tokens/s when compute is the limit: 2 FLOPs per multiplied parameter
+    per token at the GPU's peak (the input embedding is looked up, not multiplied; attention's
+    FLOPs over the KV cache are left out: small at short contexts)."""
+    return _number("peak TFLOP/s", tflops, allow_zero=False) * 1e12 / (2 * shape.matmul_params)
 
 
 RIDGE_MAX_BATCH = 65536     # ridge_batch looks no further: no GPU holds that many sequences

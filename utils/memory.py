@@ -19,6 +19,9 @@ Formulas (stated so a learner can check them by hand):
   Each 4-bit layer also keeps a 64-byte code table (+1,028 bytes with double
   quantization): negligible at 7B, visible in the offline models.
 * KV cache: ``2 * layers * n_kv * d * context * batch * bytes_per_value``.
+* bytes a decode step reads (the roofline's): all weights once, but of the input
+  embedding table only one row per sequence (the LM head is read whole, and with
+  tied embeddings it is the same table), plus every sequence's KV cache.
 """
 
 from __future__ import annotations
@@ -140,6 +143,13 @@ class ModelShape:
     def params(self) -> int:
         return self.linear_params + self.other_params
 
+    @property
+    def matmul_params(self) -> int:
+        """Parameters a token multiplies by (2 FLOPs each): all but the looked-up input embedding
+        (untied) and learned positions; a tied table still serves as the LM head."""
+        lookup = (0 if self.tied else self.vocab * self.hidden) + self.positions * self.hidden
+        return self.params - lookup
+
     def kv_bytes_per_token(self, kv_dtype: str = "float16") -> float:
         return 2 * self.layers * self.kv_heads * self.head_dim * BYTES_16[kv_dtype]
 
@@ -172,6 +182,20 @@ def weight_bytes(shape: ModelShape, precision: str, compute_dtype: str = "float1
     tables = shape.linear_layers_per_layer * shape.layers * ((64 if precision != "int8" else 0) + (1028 if precision.endswith("-dq") else 0))
     return (shape.linear_params * QUANT_LINEAR_BYTES[precision] + scales + tables
             + shape.other_params * BYTES_16[compute_dtype])
+
+
+def decode_read_bytes(shape: ModelShape, precision: str, *, batch: int = 1,
+                      compute_dtype: str = "float16") -> float:
+    """Bytes of weights one decode step reads: every weight once, except the input embedding
+    table (and GPT-2's learned positions), of which a step reads one row per sequence. The LM
+    head is read whole; with tied embeddings it *is* the embedding table, read whole anyway."""
+    row = shape.hidden * BYTES_16[compute_dtype]
+    total = weight_bytes(shape, precision, compute_dtype)
+    if not shape.tied:
+        total -= shape.vocab * row - batch * row
+    if shape.positions:
+        total -= shape.positions * row - batch * row
+    return total
 
 
 def predict_memory(shape: ModelShape, precision: str, *, batch: int = 1, context: int = 0,

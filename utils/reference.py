@@ -20,6 +20,7 @@ import csv
 import json
 from pathlib import Path
 
+from .cost import roofline_of
 from .rehearsal import LABEL
 
 FOLDER = Path(__file__).resolve().parent.parent / "datasets" / "reference"
@@ -45,8 +46,33 @@ def figure(row: dict) -> str:
     return value + ("" if row["unit"] in ("x", "%") else " ") + row["unit"]
 
 
+def published_table(topic: str) -> str:
+    """One topic's published figures as a Markdown table: what was measured, the figure, what it
+    does and does not show, and the source with its address."""
+    rows = published(topic)
+    cell = lambda text: str(text).replace("|", "/")                     # noqa: E731
+    lines = [f"**Published ({topic})**: `datasets/reference_gpu.csv`, cited as published.", "",
+             "| GPU | model, configuration | metric | figure | note | source |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        versus = f" vs {r['versus']}" if r["versus"] else ""
+        lines.append(f"| {r['gpu']} | {cell(r['model'])}, {cell(r['configuration'])} | {cell(r['metric'])} | "
+                     f"{figure(r)}{cell(versus)} | {cell(r['note'])} | [{cell(r['source'])}, {r['date']}]({r['url']}) |")
+    lines += ["", *(f"- computed from the rows above: {text}" for text in _ratios(rows))]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def show_published(topic: str) -> None:
-    """Print one topic's published figures, each with what it measured and its source."""
+    """Show one topic's published figures: a rendered table in a notebook (long notes and addresses
+    wrap inside their cells, never mid-word across the page), plain text elsewhere."""
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell":
+        from IPython.display import Markdown, display
+        display(Markdown(published_table(topic)))
+        return
     rows = published(topic)
     print(f"Published ({topic}; datasets/reference_gpu.csv, cited as published):")
     for r in rows:
@@ -123,6 +149,12 @@ def _median(rows, step, **match) -> dict:
     raise KeyError(f"no {step} record with {match}")
 
 
+def batch1_decode(model: str = "Qwen/Qwen3-8B", precision: str = "bfloat16") -> float:
+    """The kit's H100 run: decode tokens/s of ``model`` in ``precision`` in generate() at batch 1."""
+    rows = records("h100_qwen3-8b") + records("h100_qwen3-14b")
+    return _median(rows, "precision", model=model, precision=precision)["decode_tok_s"]["median"]
+
+
 def show(topic: str) -> None:
     """Print the kit's own GPU figures for ``topic``: "precision", "attention", "attention-t4",
     "batch" or "compile", each with a computed one-line reading. Published figures on the same
@@ -130,14 +162,15 @@ def show(topic: str) -> None:
     from .attention import attention_kernel
     name = "t4-emulated-on-h100_qwen3" if topic == "attention-t4" else "h100_qwen3-8b"
     rows = records(name)
-    print(f"What a GPU shows ({LABEL}; the kit's own run on {source(rows)}):")
+    print(f"What a GPU shows: the kit's own run ({LABEL})\non {source(rows)}:")
     if topic == "precision":
         rows += records("h100_qwen3-14b")
         print(f"{'model':<10} {'precision':<9} {'decode tok/s':>12} {'roofline':>9} {'of roofline':>11} {'peak GB':>8}")
         for r in _ok(rows, "precision"):
             s, m = r["settings"], r["metrics"]
+            roof = roofline_of(r)
             print(f"{s['model'].split('/')[-1]:<10} {s['precision']:<9} {m['decode_tok_s']['median']:>12.1f} "
-                  f"{m['roofline_tok_s']:>9.0f} {m['roofline_fraction']:>11.0%} {m['peak_memory_gb']:>8.2f}")
+                  f"{roof:>9.0f} {m['decode_tok_s']['median'] / roof:>11.0%} {m['peak_memory_gb']:>8.2f}")
         bf16 = _median(rows, "precision", model="Qwen/Qwen3-8B", precision="bfloat16")
         nf4 = _median(rows, "precision", model="Qwen/Qwen3-8B", precision="nf4")
         print(f"Qwen3-8B in NF4: {nf4['decode_tok_s']['median'] / bf16['decode_tok_s']['median']:.2f}x the decode "
@@ -159,29 +192,108 @@ def show(topic: str) -> None:
         for impl, m in default.items():
             print(f"at the longest prompt, default dispatch of {impl} ran {attention_kernel(m['kernel_names'])}")
     elif topic == "batch":
-        print(f"{'batch':>5} {'tokens/s':>9} {'peak GB':>8}")
+        print(f"{'batch':>5} {'tokens/s':>9} {'ms per step':>11} {'peak GB':>8}")
         sweep = _ok(rows, "batch")
         for r in sweep:
-            print(f"{r['settings']['batch']:>5} {r['metrics']['e2e_tok_s']['median']:>9.1f} "
-                  f"{r['metrics']['peak_memory_gb']:>8.2f}")
+            m = r["metrics"]
+            print(f"{r['settings']['batch']:>5} {m['e2e_tok_s']['median']:>9.1f} "
+                  f"{step_ms(m, r['settings']['batch']):>11.1f} {m['peak_memory_gb']:>8.2f}")
         last = sweep[-1]
-        ones = [r["metrics"]["e2e_tok_s"]["median"] for r in _ok(rows, "batch") + _ok(rows, "precision")
+        ones = [r for r in _ok(rows, "batch") + _ok(rows, "precision")
                 if r["settings"].get("batch", 1) == 1 and r["settings"]["precision"] == last["settings"]["precision"]]
-        gains = sorted(last["metrics"]["e2e_tok_s"]["median"] / one for one in ones)
-        print(f"batch 1 in the same configuration was measured {len(ones)} times in this run "
-              f"({', '.join(f'{one:.1f}' for one in ones)} tok/s: the host's noise), so batch "
-              f"{last['settings']['batch']} produced {gains[0]:.0f}x to {gains[-1]:.0f}x the tokens/s of batch 1 "
-              f"for {last['metrics']['peak_memory_gb'] / sweep[0]['metrics']['peak_memory_gb']:.2f}x the memory.")
+        b = last["settings"]["batch"]
+        big = step_ms(last["metrics"], b)
+        steps = sorted(step_ms(r["metrics"], 1) for r in ones)
+        print(f"A step of batch {b} took {big:.1f} ms; batch 1 in the same configuration was measured {len(steps)} "
+              f"times in this run, at {', '.join(f'{t:.1f}' for t in steps)} ms per step.")
+        faults = [t for t in steps if t > big]
+        if faults:
+            print(f"A batch-1 step slower than a batch-{b} step ({', '.join(f'{t:.1f}' for t in faults)} ms) is a "
+                  f"timing fault (a batch-{b} step does all of its work and more): the host was busy. Against the "
+                  f"fastest batch-1 step, batch {b} produced {b * steps[0] / big:.0f}x the tokens per second "
+                  f"(at most {b}x is possible) for {last['metrics']['peak_memory_gb'] / sweep[0]['metrics']['peak_memory_gb']:.2f}x the memory.")
+        else:
+            print(f"Batch {b} produced {b * steps[0] / big:.0f}x the tokens per second of batch 1 (at most {b}x is "
+                  f"possible) for {last['metrics']['peak_memory_gb'] / sweep[0]['metrics']['peak_memory_gb']:.2f}x the memory.")
     elif topic == "compile":
         runs = {r["settings"]["cache_implementation"]: r for r in _ok(rows, "compile")}
         for cache, r in runs.items():
+            roof = roofline_of(dict(r, settings=dict(r["settings"], prompt_tokens=r["metrics"]["prompt_tokens"],
+                                                     new_tokens=r["metrics"]["new_tokens"])))
             print(f"{cache:<8} cache, {'compiled' if r['settings']['compiled'] else 'not compiled':<12} "
-                  f"{r['metrics']['decode_tok_s']['median']:6.1f} decode tok/s")
+                  f"{r['metrics']['decode_tok_s']['median']:6.1f} decode tok/s, "
+                  f"{step_ms(r['metrics'], 1):5.1f} ms per step, {r['metrics']['decode_tok_s']['median'] / roof:.0%} "
+                  f"of the {roof:.0f} tok/s roofline")
         print(f"the compiled static cache decoded {runs['static']['metrics']['decode_tok_s']['median'] / runs['dynamic']['metrics']['decode_tok_s']['median']:.1f}x "
               f"faster than the default dynamic cache at batch 1.")
+    elif topic == "baseline":
+        from .cost import cost_per_million
+        from .data import gpu
+        price = gpu("H100-SXM")["price_per_hour_usd"]
+        rows = _ok(rows + records("h100_qwen3-14b"), "precision")
+        print(f"{'model':<10} {'precision':<9} {'decode tok/s':>12} {'cost per 1M':>12} {'peak GB':>8}   at ${price}/h")
+        for r in rows:
+            s, m = r["settings"], r["metrics"]
+            print(f"{s['model'].split('/')[-1]:<10} {s['precision']:<9} {m['decode_tok_s']['median']:>12.1f} "
+                  f"{'$' + format(cost_per_million(price, m['decode_tok_s']['median']), '.2f'):>12} {m['peak_memory_gb']:>8.2f}")
+        small, large = (_median(rows, "precision", model=f"Qwen/Qwen3-{n}", precision="bfloat16") for n in ("8B", "14B"))
+        print(f"At batch 1 in generate(), Qwen3-14B in bf16 costs {small['decode_tok_s']['median'] / large['decode_tok_s']['median']:.2f}x "
+              f"what Qwen3-8B costs per token on this GPU, in {large['peak_memory_gb'] / small['peak_memory_gb']:.2f}x the memory.")
+    elif topic == "host-bound":
+        host_bound(rows + records("h100_qwen3-14b"))
+    elif topic == "bnb-host":
+        bnb_host_time(rows + records("h100_qwen3-14b"))
     else:
-        raise ValueError(f"unknown reference topic {topic!r}; choose precision, attention, attention-t4, "
-                         f"batch or compile (published figures: show_published)")
+        raise ValueError(f"unknown reference topic {topic!r}; choose {', '.join(SHOW_TOPICS)} "
+                         f"(published figures: show_published)")
+
+
+SHOW_TOPICS = ("precision", "attention", "attention-t4", "batch", "compile", "baseline", "host-bound", "bnb-host")
+
+
+def step_ms(metrics: dict, batch: int) -> float:
+    """Milliseconds per decode step: batch / decode tokens per second."""
+    return 1000 * batch / metrics["decode_tok_s"]["median"]
+
+
+def host_bound(rows: list[dict]) -> None:
+    """Batch-1 decode in generate() on the kit's H100: each model's step time against the bytes it
+    reads, and the compiled static cache, each as a share of its bandwidth roofline."""
+    from .data import model_configs
+    from .memory import ModelShape, decode_read_bytes
+    steps = {}
+    for model in ("Qwen/Qwen3-8B", "Qwen/Qwen3-14B"):
+        r = next(x for x in _ok(rows, "precision") if x["settings"]["model"] == model
+                 and x["settings"]["precision"] == "bfloat16")
+        roof = roofline_of(r)
+        gb = decode_read_bytes(ModelShape.from_config(model_configs()[model]), "bfloat16") / 1e9
+        steps[model] = (step_ms(r["metrics"], 1), gb)
+        print(f"{model.split('/')[-1]:<9} bf16, generate() at batch 1: {r['metrics']['decode_tok_s']['median']:5.1f} "
+              f"tok/s, {steps[model][0]:5.1f} ms per step, reads {gb:5.2f} GB per step: "
+              f"{r['metrics']['decode_tok_s']['median'] / roof:.0%} of its {roof:.0f} tok/s roofline")
+    (t8, b8), (t14, b14) = steps.values()
+    print(f"Qwen3-14B reads {b14 / b8:.2f}x the bytes of Qwen3-8B per step, and its step takes {t14 / t8:.2f}x "
+          f"the time: the step time is the host's (Python, kernel launches), not the memory's.")
+    c = next(x for x in _ok(rows, "compile") if x["settings"].get("compiled"))
+    c = dict(c, settings=dict(c["settings"], prompt_tokens=c["metrics"]["prompt_tokens"],
+                              new_tokens=c["metrics"]["new_tokens"]))
+    roof = roofline_of(c)
+    print(f"Qwen3-8B bf16, static cache compiled by transformers: {c['metrics']['decode_tok_s']['median']:.1f} tok/s, "
+          f"{step_ms(c['metrics'], 1):.1f} ms per step: {c['metrics']['decode_tok_s']['median'] / roof:.0%} of the "
+          f"roofline. Compiling the step removes most of the host's waiting.")
+
+
+def bnb_host_time(rows: list[dict]) -> None:
+    """What NF4 adds to a batch-1 decode step on the kit's H100, per bitsandbytes linear call."""
+    from .data import model_configs
+    from .memory import ModelShape
+    for model in ("Qwen/Qwen3-8B", "Qwen/Qwen3-14B"):
+        shape = ModelShape.from_config(model_configs()[model])
+        calls = shape.layers * shape.linear_layers_per_layer
+        bf16, nf4 = (step_ms(_median(rows, "precision", model=model, precision=p), 1) for p in ("bfloat16", "nf4"))
+        print(f"{model.split('/')[-1]:<9} NF4 {nf4:5.1f} ms per step vs bf16 {bf16:5.1f} ms: +{nf4 - bf16:4.1f} ms over "
+              f"{calls} quantized linear calls ({shape.layers} layers x {shape.linear_layers_per_layer}) = "
+              f"{(nf4 - bf16) / calls:.3f} ms added per call")
 
 
 def main() -> int:
