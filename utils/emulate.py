@@ -35,10 +35,14 @@ class Emulated:
     source: str
 
 
-# The T4's usable memory: 15 GB of its 16 GB (DESIGN.md, "class on free Colab").
+# The T4's usable memory: torch reports 15,102 MiB (15.84 GB) in total on a Colab T4
+# (torch.cuda.get_device_properties, github.com/mryab/efficient-dl-systems week01 seminar notebook); the
+# kit plans with 15.0 GB, leaving the rest for the CUDA context and the allocator.
 TARGETS = {
     "t4": Emulated("Tesla T4", (7, 5), 15.0,
-                   "DESIGN.md: T4 on free Colab, 15 GB usable VRAM, sm75, no bf16, no FlashAttention-2"),
+                   "torch reports 15.84 GB total on a Colab T4 (mryab/efficient-dl-systems, week01); 15.0 GB "
+                   "planned, the rest for the CUDA context; sm75 (NVIDIA's CUDA GPUs list): no bf16, no "
+                   "FlashAttention-2"),
 }
 
 

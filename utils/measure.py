@@ -30,6 +30,9 @@ from .hardware import synchronize
 GB = 1e9
 
 
+AGREE_PCT = 10   # repeats whose spread ((max - min) / median) stays within this agree (notebook 01)
+
+
 @dataclass(frozen=True)
 class Stat:
     """Median and spread (min, max) of repeated measurements."""

@@ -117,6 +117,13 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
                text=heldout_text(), run=new_run(notebook))
 
 
+def finding(text: str) -> None:
+    """A result that is neither right nor wrong (a slowdown a CPU is expected to show, a gain the
+    theory did not predict): said as a finding, never as a failed checkpoint."""
+    from .rehearsal import mode
+    print(("REHEARSAL (random weights): " if mode() else "FINDING: ") + text)
+
+
 def verdict(ok: bool, good: str, bad: str) -> None:
     """A checkpoint: tell the learner in plain words whether a result is plausible.
 

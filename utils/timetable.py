@@ -43,7 +43,7 @@ ASSUMED_DOWNLOAD_MB_S = 50.0
 PLAN = {
     "00_setup_preflight": (10, 8), "01_measuring_cost": (12, 8), "02_quantization": (12, 12),
     "03_attention_kernels": (10, 8), "04_speculative_decoding": (12, 10), "05_batching": (10, 8),
-    "06_larger_baseline": (8, 6), "07_cost_curve": (10, 6), "08_serving": (8, 0),
+    "06_larger_baseline": (8, 6), "07_cost_curve": (10, 6), "08_serving": (8, 8),
 }
 BREAK_MIN = 10
 # What a short session may leave out, first to last: serving (the curve's story is complete without it),
@@ -168,7 +168,7 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         f"- talk {talk} min + exercises {exercises} min + one break {BREAK_MIN} min = "
         f"{teaching} min of teaching.",
         f"- **CPU room (offline profile, Binder or laptops):** + {cpu_run} min of notebook runs (measured, each "
-        f"notebook rounded up to a minute) = **{cpu_total} min** of {SESSION_MIN}.",
+        f"notebook rounded up to a minute) = **{cpu_total} min** of {SESSION_MIN}: {fits(cpu_total)}.",
         f"- **Colab T4 room:** each notebook runs in a fresh runtime, so every learner downloads "
         f"{total_fresh:.1f} GB ({fresh_min} min at {download_mb_s:g} MB/s). With the target kept on Drive (each "
         f"learner needs {copy_gb:.1f} GB free there) it is {drive_dl:.1f} GB of downloads and {drive_moved:.1f} GB "
@@ -189,22 +189,24 @@ def gpu_room(teaching: int, transfer_min: dict[str, int], gpu_min: int) -> str:
     """What a GPU room's session holds with each way of getting the models (name: minutes of
     transfers): over or under the session, and which notebooks to leave out (from the end of the
     sequence) when it is over."""
-    parts = []
-    for where, dl in transfer_min.items():
-        over = teaching + dl + gpu_min - SESSION_MIN
-        if over <= 0:
-            parts.append(f"with {where} the plan fits, {-over} min to spare")
-            continue
-        dropped, saved = [], 0
-        for nb in OPTIONAL:
-            if saved < over:
-                dropped.append(nb[:2])
-                saved += sum(PLAN[nb])
-        fix = (f"leave out notebook{'s' if len(dropped) > 1 else ''} {' and '.join(dropped)} (saves {saved} min)"
-               if saved >= over else "too much for one session even without the optional notebooks: teach it "
-               "over two sessions, or where the hub cache persists")
-        parts.append(f"with {where} the plan is {over} min over: {fix}")
-    return "; ".join(parts)
+    return "; ".join(f"with {where} {fits(teaching + dl + gpu_min)}" for where, dl in transfer_min.items())
+
+
+def fits(total_min: int) -> str:
+    """Whether ``total_min`` fits the session, and which optional notebooks (from the end of the
+    sequence) to leave out when it does not."""
+    over = total_min - SESSION_MIN
+    if over <= 0:
+        return f"the plan fits, {-over} min to spare"
+    dropped, saved = [], 0
+    for nb in OPTIONAL:
+        if saved < over:
+            dropped.append(nb[:2])
+            saved += sum(PLAN[nb])
+    fix = (f"leave out notebook{'s' if len(dropped) > 1 else ''} {' and '.join(dropped)} (saves {saved} min)"
+           if saved >= over else "too much for one session even without the optional notebooks: teach it "
+           "over two sessions, or where the hub cache persists")
+    return f"the plan is {over} min over: {fix}"
 
 
 def clock() -> str:

@@ -1,0 +1,185 @@
+"""The solved notebooks run as a learner runs them, and what they teach holds.
+
+One module-scoped run executes every solved notebook in a live kernel, in the order a learner
+goes (01-06, 08, then 07, which reads everyone's records) on one empty results store. Then:
+
+* every curve step in 07 is the figure its notebook recorded in that run (utils.steps: the
+  latest run of each step, never the best of all runs), and 07 printed exactly those lines;
+* every exercise checkpoint passes the solution's answer and fails plausible wrong answers
+  (an inverted ratio, a wrong unit, a neighbouring value, a sign flip), fed into the same
+  kernel after the notebook ran.
+"""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell
+
+from utils.curve import curve_rows, format_row
+from utils.rehearse import notebook_order
+from utils.results import ResultsStore
+from utils.steps import curve_step, rate, run_of, standard_workload, step_records, workload_of
+
+REPO = Path(__file__).resolve().parent.parent
+
+# notebook -> [(checkpoint cell's first line, wrong answers as statements, whether the right
+# answer's verdict is deterministic)]: each wrong statement runs after the solution cell again.
+PROBES = {
+    "00_setup_preflight": [
+        ("# Checkpoint for exercise 1", [
+            "estimate_14b = predict_memory(shapes['Qwen/Qwen3-14B'], 'nf4', batch=4, context=4096)",
+            "estimate_14b = predict_memory(shapes['Qwen/Qwen3-14B'], 'nf4', batch=1, context=8192)",
+            "estimate_14b = predict_memory(shapes['Qwen/Qwen3-14B'], 'bfloat16', batch=4, context=8192)"], True),
+        ("# Checkpoint for exercise 2", [
+            "batch8 = roofline_tokens_per_s(s8b, 'bfloat16', gpu('H100-SXM')['bandwidth_gbs'], context=2048)",
+            "batch8 = batch8 / 8",
+            "batch8 = roofline_tokens_per_s(s8b, 'bfloat16', gpu('H100-SXM')['bandwidth_gbs'], batch=8)"], True),
+    ],
+    "01_measuring_cost": [
+        ("# Checkpoint for exercise 1", [
+            "my_cost = cost_per_million(lab.price_per_hour, m.e2e_tok_s.median)",
+            "my_cost = cost_per_million(gpu('T4')['price_per_hour_usd'], m.decode_tok_s.median)",
+            "my_cost = my_cost * 1000"], True),
+        ("# Checkpoint for exercise 2", ["long_run = m"], False),
+    ],
+    "02_quantization": [
+        ("# Checkpoint for exercise 1", ["saved_bits = saved_bits / 8", "saved_bits = -saved_bits",
+                                         "saved_bits = saved_bits * 1e6"], True),
+        ("# Checkpoint for exercise 2", ["nf4_vs_fp4 = 1 / nf4_vs_fp4",
+                                         "nf4_vs_fp4 = by_name['fp4']['perplexity'] / by_name['float32']['perplexity']"], True),
+        ("# Checkpoint for exercise 3", ["priced = {k: v * 2 for k, v in priced.items()}",
+                                         "priced = dict(list(priced.items())[1:])"], True),
+        ("# Checkpoint for exercise 4", ["outlier_gain = 1 / outlier_gain", "outlier_gain = 1.5"], True),
+    ],
+    "03_attention_kernels": [
+        ("# Checkpoint for exercise 1", ["math_prefill = math_prefill.median",
+                                         "math_prefill = prefill['sdpa', longest][0]"], False),
+        ("# Checkpoint for exercise 2", ["memory_ratio = 1 / memory_ratio",
+                                         "memory_ratio = prefill['eager', p.prompt_tokens[0]][1] / prefill['sdpa', p.prompt_tokens[0]][1] + 1"], True),
+    ],
+    "04_speculative_decoding": [
+        ("# Checkpoint for exercise 1", ["expected = leviathan_speedup(0.7, 4, 1.0)",
+                                         "tokens_per_step = expected_tokens_per_step(0.7, 5)"], True),
+        ("# Checkpoint for exercise 2", ["set_draft_length(draft.model, 4, schedule='heuristic', confidence_threshold=0.4)"], True),
+    ],
+    "05_batching": [
+        ("# Checkpoint for exercise 1", ["wait_ratio = 1 / wait_ratio", "wait_ratio = gain", "wait_ratio = 1.0"], True),
+        ("# Checkpoint for exercise 2", ["max_batch = max_batch + 1", "max_batch = max_batch // 2",
+                                         "max_batch = int((memory_gb - one.weights_gb) // one.kv_cache_gb)"], True),
+    ],
+    "06_larger_baseline": [
+        ("# Checkpoint for exercise 1", ["usd_per_bit_saved = -usd_per_bit_saved",
+                                         "usd_per_bit_saved = usd_per_bit_saved * 100"], True),
+        ("# Checkpoint for exercise 2", ["results['target nf4'] = dict(results['target nf4'], settings=dict(results['target nf4']['settings'], precision='float32'))"], True),
+    ],
+    "07_cost_curve": [
+        ("# Checkpoint for exercise 1", ["my_years = math.log(t['techniques'])", "my_years = -my_years",
+                                         "my_years = t['techniques']"], True),
+        ("# Checkpoint for exercise 2", ["n_learners = 2", "n_learners = len(class_rows) + 1"], True),
+    ],
+    "08_serving": [
+        ("# Checkpoint for exercise 1", ["idle = 1 - idle", "idle = idle * 100"], True),
+        ("# Checkpoint for exercise 2", ["gain_by_load = {k: 1 / v for k, v in gain_by_load.items()}",
+                                         "gain_by_load = {k: v * 1.1 for k, v in gain_by_load.items()}"], True),
+    ],
+}
+
+
+def said(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []))
+
+
+def probe(client, nb, marker: str, wrong: list[str]) -> dict:
+    """Run one exercise's checkpoint as solved, then after each wrong answer; their outputs. Called
+    right after the checkpoint cell ran, so the state it reads is the notebook's at that point."""
+    at = next(i for i, c in enumerate(nb.cells) if c.source.startswith(marker))
+    solution = next(i for i in range(at - 1, -1, -1) if "### BEGIN SOLUTION" in nb.cells[i].source)
+    out = {}
+
+    def run(source: str) -> str:
+        cell = new_code_cell(source)
+        nb.cells.append(cell)                    # nbclient writes a cell back at its index
+        try:
+            client.execute_cell(cell, len(nb.cells) - 1)
+        finally:
+            nb.cells.pop()
+        return said(cell)
+
+    out["right"] = run(nb.cells[at].source)
+    for statement in wrong:
+        run(nb.cells[solution].source)
+        run(statement)
+        out[statement] = run(nb.cells[at].source)
+    run(nb.cells[solution].source)               # the notebook's own answer back, for what follows
+    return out
+
+
+@pytest.fixture(scope="module")
+def sequence(tmp_path_factory, monkeypatch_module):
+    folder = tmp_path_factory.mktemp("sequence")
+    store = folder / "my_results.jsonl"
+    monkeypatch_module.setenv("LLMFLATION_RESULTS", str(store))
+    monkeypatch_module.setenv("LLMFLATION_PROFILE", "offline")
+    ran, probed = {}, {}
+    for path in notebook_order((REPO / "solutions").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, timeout=900, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        probes = {marker: wrong for marker, wrong, _ in PROBES.get(path.stem, [])}
+        probed[path.stem] = {}
+        with client.setup_kernel():
+            for i, cell in enumerate(nb.cells):
+                client.execute_cell(cell, i)
+                marker = next((m for m in probes if cell.source.startswith(m)), None)
+                if marker:          # probed at once, while the notebook's models are still loaded
+                    probed[path.stem][marker] = probe(client, nb, marker, probes[marker])
+        ran[path.stem] = nb
+    return ResultsStore(store), ran, probed
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def outputs(nb) -> str:
+    return "\n".join(said(c) for c in nb.cells if c.cell_type == "code")
+
+
+def test_every_curve_step_is_the_figure_its_notebook_recorded(sequence):
+    store, ran, _ = sequence
+    records = store.records()
+    # one run id per notebook session that measured something (07 only reads)
+    assert len({run_of(r) for r in records}) == len(ran) - 1
+    rows = curve_rows(records, records[-1]["settings"]["price_per_hour"])    # 07 priced at the same default
+    assert {"larger baseline", "target", "+ 4-bit", "+ attention", "+ speculative", "+ compile",
+            "+ batching", "+ continuous batching"} <= {r["step"] for r in rows}
+    candidates = step_records(records)
+    workload = standard_workload(candidates)
+    for row in rows:
+        same_step = [r for r in candidates if curve_step(r) == row["step"] and workload_of(r) == workload]
+        mine = [r for r in same_step if run_of(r) == run_of(same_step[-1])]
+        # the step is priced from the notebook that measured it last, at its best configuration there
+        assert row["run"] == run_of(mine[-1]) and row["tokens_per_s"] == round(max(map(rate, mine)), 3), row["step"]
+        assert row["source"].startswith(mine[-1]["settings"]["notebook"])
+    printed = outputs(ran["07_cost_curve"])
+    for row in rows:                                  # and notebook 07 printed exactly these lines
+        assert format_row(row) in printed, row["step"]
+    assert "became usable" in printed and "your decline:" in printed
+    assert (Path(store.path).parent / "cost_curve.png").stat().st_size > 50_000
+
+
+@pytest.mark.parametrize("notebook, marker", [(nb, m) for nb, probes in PROBES.items() for m, _, _ in probes])
+def test_each_checkpoint_passes_the_answer_and_fails_wrong_ones(sequence, notebook, marker):
+    _, _, probed = sequence
+    outs = probed[notebook][marker]
+    deterministic = next(d for m, _, d in PROBES[notebook] if m == marker)
+    if deterministic:
+        assert "PLAUSIBLE" in outs["right"] and "CHECK THIS" not in outs["right"], outs["right"]
+    for statement, text in outs.items():
+        if statement != "right":
+            assert "CHECK THIS" in text, f"{notebook} {marker}: '{statement}' passed: {text}"
