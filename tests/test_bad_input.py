@@ -338,6 +338,12 @@ SMALL = dict(hidden_size=128, intermediate_size=320, num_hidden_layers=2, num_at
     ("gpt2", dict(n_embd=128, n_layer=2, n_head=4, vocab_size=1000, n_positions=64)),   # its own key names
     ("gpt_neox", dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
                       vocab_size=1000)),                                                # a plain MLP
+    ("mixtral", dict(SMALL, num_local_experts=5, num_experts_per_tok=2)),             # mixtures of experts
+    ("qwen3_moe", dict(SMALL, num_experts=6, num_experts_per_tok=2, moe_intermediate_size=64, head_dim=32)),
+    ("qwen3_moe", dict(SMALL, num_experts=6, num_experts_per_tok=2, moe_intermediate_size=64,
+                       mlp_only_layers=[0])),                                           # a dense layer among them
+    ("olmoe", dict(SMALL, num_experts=6, num_experts_per_tok=2)),                     # q/k norms over all heads
+    ("granitemoe", dict(SMALL, num_local_experts=6, num_experts_per_tok=2, tie_word_embeddings=True)),
 ])
 def test_the_memory_model_counts_what_transformers_builds(model_type, config):
     import torch
@@ -355,8 +361,8 @@ def test_an_unsupported_architecture_is_refused_before_loading(tmp_path, cpu_hw)
     from utils.memory import UnsupportedArchitecture
     folder = tmp_path / "moe"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(dict(SMALL, model_type="mixtral", num_local_experts=4)))
-    with pytest.raises(UnsupportedArchitecture, match="'mixtral' is not one whose memory the kit can predict"):
+    (folder / "config.json").write_text(json.dumps(dict(SMALL, model_type="phimoe", num_local_experts=4)))
+    with pytest.raises(UnsupportedArchitecture, match="'phimoe' is not one whose memory the kit can predict"):
         load_model(str(folder), "float32", hw=cpu_hw)
 
 

@@ -171,3 +171,62 @@ def test_the_ridge_batch_is_where_the_bandwidth_roofline_meets_the_compute_roof(
     assert ridge_batch(shape, "float16", t4["bandwidth_gbs"], t4["fp16_tflops"], context=2048) is None
     with pytest.raises(ValueError):
         compute_roof_tokens_per_s(shape, 0)
+
+
+# --- mixtures of experts ------------------------------------------------------------------------
+def published_params() -> list[dict]:
+    import csv
+
+    from utils.data import DATASETS
+    with open(DATASETS / "published_params.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("row", published_params(), ids=lambda r: r["model"])
+def test_moe_total_and_active_parameters_match_the_published_counts(row):
+    """Experts counted once in memory, the k a token uses in compute; within one unit of the last
+    digit the source gives (Qwen's 3.3B truncates 3.35B; granite's active counts leave out the
+    embedding table, as its card does). Counting every expert as active would miss by far more."""
+    s = shape(row["model"])
+    assert s.experts and s.active_experts
+    assert abs(s.params / 1e9 - float(row["total_billion"])) <= 0.1 + 1e-9
+    active = s.active_params - (0 if row["active_counts_embeddings"] == "yes" else s.vocab * s.hidden)
+    assert abs(active / 1e9 - float(row["active_billion"])) <= 0.1 + 1e-9
+    assert row["source"] and row["address"].startswith("https://")
+
+
+def test_bitsandbytes_leaves_a_moes_experts_in_16_bits():
+    """OLMoE-1B-7B: 4-bit shrinks only attention (the fused experts are not nn.Linear), from about
+    13.8 GB to about 13.4 GB; a dense model of the same size shrinks about 3.5x."""
+    from utils.memory import predict_memory
+    olmoe = shape("allenai/OLMoE-1B-7B-0924")
+    bf16, nf4 = (predict_memory(olmoe, p).weights_gb for p in ("bfloat16", "nf4"))
+    assert bf16 == pytest.approx(13.84, abs=0.01) and 13.3 < nf4 < 13.6
+    dense = shape("Qwen/Qwen3-8B")
+    assert predict_memory(dense, "bfloat16").weights_gb / predict_memory(dense, "nf4").weights_gb > 2.5
+
+
+def test_moe_decode_reads_the_active_experts_at_batch_1_and_nearly_all_at_large_batches():
+    from utils.memory import decode_read_bytes, experts_touched, weight_bytes
+    assert experts_touched(64, 8, 1) == 8 and round(experts_touched(64, 8, 8)) == 42
+    assert round(experts_touched(64, 8, 32)) == 63 and experts_touched(8, 2, 1) == 2
+    q = shape("Qwen/Qwen3-30B-A3B")
+    one, many = (decode_read_bytes(q, "bfloat16", batch=b) for b in (1, 256))
+    # batch 1 reads about the active parameters (embedding row aside), a large batch nearly all
+    assert one / 2 == pytest.approx(q.active_params - q.vocab * q.hidden, rel=0.01)
+    assert many / weight_bytes(q, "bfloat16") > 0.97
+    h100 = gpu("H100-SXM")
+    assert roofline_tokens_per_s(q, "bfloat16", h100["bandwidth_gbs"]) == pytest.approx(
+        h100["bandwidth_gbs"] * 1e9 / one)
+
+
+def test_a_moes_ridge_batch_grows_by_about_experts_over_active():
+    """Compute follows the active parameters, but at a large batch the bytes read are nearly the
+    total: the batch at which decode turns compute-bound is much larger than a dense model's."""
+    from utils.cost import ridge_batch
+    q = shape("Qwen/Qwen3-30B-A3B")
+    h100 = gpu("H100-SXM")
+    moe = ridge_batch(q, "bfloat16", h100["bandwidth_gbs"], h100["fp16_tflops"])
+    dense = ridge_batch(shape("Qwen/Qwen3-4B"), "bfloat16", h100["bandwidth_gbs"], h100["fp16_tflops"])
+    ratio = q.experts / q.active_experts
+    assert moe / dense > ratio / 3 and moe > 1000

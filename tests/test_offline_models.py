@@ -96,3 +96,32 @@ def test_agreement_reports_the_first_divergence():
     assert (found.matching, found.compared, found.first_divergence) == (4, 5, 2)
     assert "first difference is at generated token 2" in str(found)
     assert agreement(a, a[:, :6], 3).first_divergence == 3          # one stopped early
+
+
+# --- the mixture of experts (notebook 09) --------------------------------------------------------
+def test_the_moe_has_the_targets_active_size_and_about_the_baselines_total(cpu_hw):
+    """Built as Mixtral: 11 experts, 2 per token, each half the target's MLP width, so a token
+    uses the target's parameters and memory holds about the baseline's."""
+    from utils.loading import model_config
+    from utils.memory import ModelShape
+    from utils.profiles import ModelRef
+    folder = OFFLINE_DIR / "moe"
+    assert (folder / "model.safetensors").is_file() and not list(folder.glob("*.bin"))
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["model_type"] == "mixtral" and cfg["hidden_size"] % 64 == 0 and cfg["intermediate_size"] % 64 == 0
+    moe, target, baseline = (ModelShape.from_config(model_config(ModelRef(f"offline:{r}", "local")))
+                             for r in ("moe", "target", "baseline"))
+    assert moe.active_params == target.params + moe.moe_layers * moe.experts * moe.hidden   # + the routers
+    assert abs(moe.params / baseline.params - 1) < 0.01
+    loaded = load_model("offline:moe", "float32", hw=cpu_hw)
+    assert loaded.model.num_parameters() == moe.params
+
+
+def test_the_moe_is_trained_and_its_router_spreads_the_load(cpu_hw, ppl):
+    from utils import moe
+    loaded = load_model("offline:moe", "float32", hw=cpu_hw)
+    q = perplexity(loaded.model, loaded.tokenizer, heldout_text(), max_tokens=PPL_TOKENS).perplexity
+    assert q < 2 * ppl["target"]                         # trained, in the dense models' league
+    counts = moe.tokens_per_expert(loaded.model, loaded.tokenizer, heldout_text(), tokens=2048)
+    for b in moe.balance(counts):
+        assert b.busiest < 3 and b.idlest > 0.05          # every expert gets tokens: the balancing loss worked

@@ -1,4 +1,4 @@
-"""Rebuild the offline profile's models: a tokenizer and three small Llama models.
+"""Rebuild the offline profile's models: a tokenizer, three small Llama models and a mixture of experts.
 
 The offline profile lets every notebook run on a CPU with no internet. Its
 models are *trained*, not random, so that the comparisons the notebooks make
@@ -12,8 +12,13 @@ which are used for perplexity and acceptance-rate checks.
 
 Run (about 50 minutes on 2 CPU cores)::
 
-    python -m utils.build_offline_models            # all: tokenizer, target, draft, baseline
+    python -m utils.build_offline_models            # all: tokenizer, target, draft, baseline, moe
     python -m utils.build_offline_models --only draft
+
+The mixture of experts (``moe``, Mixtral architecture: 11 experts, 2 active per token) has
+the target's *active* parameters (its attention, and two experts of half the target's MLP
+width) and about the baseline's *total*; it is trained like the target, with the
+load-balancing loss of Switch/Mixtral added at ``router_aux_loss_coef``.
 
 Outputs go to ``models/offline/<name>/`` as ``config.json``,
 ``generation_config.json``, ``model.safetensors`` (bf16) and the tokenizer
@@ -50,7 +55,12 @@ ARCHS = {
                    num_attention_heads=3, num_key_value_heads=1),
     "baseline": dict(hidden_size=320, intermediate_size=896, num_hidden_layers=6,
                      num_attention_heads=5, num_key_value_heads=1),
+    # the target's attention and active MLP width (2 x 256 = 512), 11 experts: ~the baseline's total
+    "moe": dict(hidden_size=192, intermediate_size=256, num_hidden_layers=4, num_attention_heads=3,
+                num_key_value_heads=1, num_local_experts=11, num_experts_per_tok=2,
+                router_aux_loss_coef=0.01),
 }
+MOE = ("moe",)      # built as Mixtral (transformers' MixtralForCausalLM); the rest as Llama
 # Steps of 16 x 256 tokens; chosen to fit the whole build in ~45 min on 2 cores.
 TRAIN = {
     "target": dict(steps=1200, lr=2e-3, batch=16),
@@ -59,6 +69,7 @@ TRAIN = {
     # continues from the first stage's weights.
     "baseline": dict(steps=1000, lr=1.5e-3, batch=16, then=dict(steps=1200, lr=1e-3)),
     "draft": dict(steps=1000, lr=3e-3, batch=16, distil_from="target"),
+    "moe": dict(steps=1200, lr=2e-3, batch=16),           # the target's recipe
 }
 
 
@@ -105,12 +116,27 @@ def build_tokenizer(corpus: str, out: Path):
 
 
 def make_config(name: str, tokenizer):
-    from transformers import LlamaConfig
+    from transformers import LlamaConfig, MixtralConfig
 
-    return LlamaConfig(
+    config = MixtralConfig if name in MOE else LlamaConfig
+    return config(
         vocab_size=VOCAB_SIZE, max_position_embeddings=1024, tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, rope_theta=10000.0, **ARCHS[name])
+
+
+def router_loss(outputs, name: str):
+    """The load-balancing loss of the Switch Transformer (Fedus et al., arXiv 2101.03961, eq. 4-6),
+    computed for each layer's router and averaged, or None for a dense model. Per layer: given all
+    layers' logits at once, transformers' ``load_balancing_loss_func`` balances their sum, and a
+    first build with it left several experts of each layer without a token."""
+    if name not in MOE:
+        return None
+    from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
+    arch = ARCHS[name]
+    per_layer = [load_balancing_loss_func((logits,), arch["num_local_experts"], arch["num_experts_per_tok"])
+                 for logits in outputs.router_logits]
+    return sum(per_layer) / len(per_layer)
 
 
 def batches(ids, batch: int, generator):
@@ -148,12 +174,12 @@ def train_model(name: str, tokenizer, train_ids, heldout_ids, log, stage: int = 
     """Train ``name`` (stage 1 from scratch; stage 2 continues from the saved stage-1 weights)."""
     import torch
     import torch.nn.functional as F
-    from transformers import AutoModelForCausalLM, GenerationConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, GenerationConfig
 
     cfg = TRAIN[name] if stage == 1 else dict(TRAIN[name]["then"], batch=TRAIN[name]["batch"])
     torch.manual_seed(SEED + stage - 1)
     if stage == 1:
-        model = LlamaForCausalLM(make_config(name, tokenizer))
+        model = AutoModelForCausalLM.from_config(make_config(name, tokenizer))
     else:
         model = AutoModelForCausalLM.from_pretrained(OUT_DIR / name, dtype=torch.float32)
         model.train()
@@ -170,8 +196,12 @@ def train_model(name: str, tokenizer, train_ids, heldout_ids, log, stage: int = 
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg["steps"], cfg["lr"])
         x = next(stream)
-        logits = model(x[:, :-1]).logits
+        outputs = model(x[:, :-1], **({"output_router_logits": True} if name in MOE else {}))
+        logits = outputs.logits
         loss = F.cross_entropy(logits.reshape(-1, VOCAB_SIZE), x[:, 1:].reshape(-1))
+        balance = router_loss(outputs, name)
+        if balance is not None:
+            loss = loss + ARCHS[name]["router_aux_loss_coef"] * balance
         if teacher is not None:
             # Distillation: match the target's next-token distribution, which is
             # what speculative decoding rewards (the draft must agree with it).
@@ -222,7 +252,7 @@ def main(argv=None) -> None:
     parser.add_argument("--stage2-only", action="store_true",
                         help="run only the second stage, from the saved first-stage weights")
     args = parser.parse_args(argv)
-    names = args.only or ["target", "baseline", "draft"]
+    names = args.only or ["target", "baseline", "draft", "moe"]
 
     torch.manual_seed(SEED)
     files = stdlib_training_files()
