@@ -44,11 +44,12 @@ PLAN = {
     "00_setup_preflight": (10, 8), "01_measuring_cost": (12, 8), "02_quantization": (12, 12),
     "03_attention_kernels": (10, 8), "04_speculative_decoding": (12, 10), "05_batching": (10, 8),
     "06_larger_baseline": (8, 6), "07_cost_curve": (10, 6), "08_serving": (8, 8),
+    "09_mixture_of_experts": (10, 8),
 }
 BREAK_MIN = 10
-# What a short session may leave out, first to last: serving (the curve's story is complete without it),
-# then the larger baseline.
-OPTIONAL = ("08_serving", "06_larger_baseline")
+# What a short session may leave out, first to last: mixture of experts and serving (the curve's story
+# is complete without them), then the larger baseline.
+OPTIONAL = ("09_mixture_of_experts", "08_serving", "06_larger_baseline")
 
 
 def cpu_timings() -> dict:
@@ -168,14 +169,15 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         f"- talk {talk} min + exercises {exercises} min + one break {BREAK_MIN} min = "
         f"{teaching} min of teaching.",
         f"- **CPU room (offline profile, Binder or laptops):** + {cpu_run} min of notebook runs (measured, each "
-        f"notebook rounded up to a minute) = **{cpu_total} min** of {SESSION_MIN}: {fits(cpu_total)}.",
+        f"notebook rounded up to a minute) = **{cpu_total} min** of {SESSION_MIN}: "
+        f"{fits(cpu_total, {nb: minutes(s) for nb, s in cpu['seconds'].items()})}.",
         f"- **Colab T4 room:** each notebook runs in a fresh runtime, so every learner downloads "
         f"{total_fresh:.1f} GB ({fresh_min} min at {download_mb_s:g} MB/s). With the target kept on Drive (each "
         f"learner needs {copy_gb:.1f} GB free there) it is {drive_dl:.1f} GB of downloads and {drive_moved:.1f} GB "
         f"to and from Drive ({kept_min} min). Where the hub cache persists (a local Jupyter, one VM) it is "
         f"{total_once:.1f} GB ({once_min} min). With the GPU runs' lower bound ({gpu_min} min, H100 speed) on top: "
-        + gpu_room(teaching, {"fresh runtimes": fresh_min, "the target kept on Drive": kept_min,
-                              "a kept cache": once_min}, gpu_min) + ".",
+        + gpu_room(teaching, {"fresh runtimes": (fresh_min, dl_min), "the target kept on Drive": (kept_min, drive_min),
+                              "a kept cache": (once_min, {})}, gpu_min) + ".",
         f"- **A100 / H100 room** (profile a100-80): {a100_fresh:.1f} GB in fresh runtimes, {a100_once:.1f} GB "
         f"with a kept cache ({download_minutes(a100_once, download_mb_s)} min); no full-length run of this profile "
         f"has been timed yet.",
@@ -185,16 +187,18 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
     return "\n".join(lines) + "\n"
 
 
-def gpu_room(teaching: int, transfer_min: dict[str, int], gpu_min: int) -> str:
+def gpu_room(teaching: int, transfer_min: dict[str, tuple[int, dict[str, int]]], gpu_min: int) -> str:
     """What a GPU room's session holds with each way of getting the models (name: minutes of
-    transfers): over or under the session, and which notebooks to leave out (from the end of the
-    sequence) when it is over."""
-    return "; ".join(f"with {where} {fits(teaching + dl + gpu_min)}" for where, dl in transfer_min.items())
+    transfers in all, and per notebook where a notebook's own transfers are known): over or under the
+    session, and which notebooks to leave out (from the end of the sequence) when it is over."""
+    return "; ".join(f"with {where} {fits(teaching + dl + gpu_min, per)}"
+                     for where, (dl, per) in transfer_min.items())
 
 
-def fits(total_min: int) -> str:
+def fits(total_min: int, extra: dict[str, int] | None = None) -> str:
     """Whether ``total_min`` fits the session, and which optional notebooks (from the end of the
-    sequence) to leave out when it does not."""
+    sequence) to leave out when it does not. A left-out notebook saves its talk and exercises and
+    the minutes ``extra`` gives it in this room (its run, its downloads)."""
     over = total_min - SESSION_MIN
     if over <= 0:
         return f"the plan fits, {-over} min to spare"
@@ -202,7 +206,7 @@ def fits(total_min: int) -> str:
     for nb in OPTIONAL:
         if saved < over:
             dropped.append(nb[:2])
-            saved += sum(PLAN[nb])
+            saved += sum(PLAN[nb]) + (extra or {}).get(nb, 0)
     fix = (f"leave out notebook{'s' if len(dropped) > 1 else ''} {' and '.join(dropped)} (saves {saved} min)"
            if saved >= over else "too much for one session even without the optional notebooks: teach it "
            "over two sessions, or where the hub cache persists")
