@@ -28,7 +28,7 @@ rehearse: install                ## every notebook of PROFILE (default t4) with 
 compat: install                  ## unit tests and notebook 04 under the lowest supported and Colab's transformers
 	$(PY) scripts/compat.py
 
-models: install                  ## retrain the offline models (~50 min on 2 cores)
+models: install                  ## retrain the offline models (about an hour on 2 cores)
 	$(PY) -m utils.build_offline_models
 
 clean:

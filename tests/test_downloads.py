@@ -58,5 +58,7 @@ def test_the_class_table_counts_repeat_downloads_in_fresh_runtimes():
     lines = table(get_profile("t4"))
     assert lines[0].startswith("01  Qwen/Qwen3-8B 16.4 GB") and "29.5 GB" in lines[5]
     fresh, once = [float(x) for x in __import__("re").findall(r"([\d.]+) GB", lines[-1])]
-    assert once == pytest.approx(16.4 + 1.2 + 29.5, abs=0.2)     # each model once
-    assert fresh == pytest.approx(7 * 16.4 + 1.2 + 29.5, abs=0.5)  # the target in each of 01-06 and 08
+    assert lines[7].startswith("09  ") and "6.6 GB" in lines[7]       # 09 adds the MoE
+    assert once == pytest.approx(16.4 + 1.2 + 29.5 + 6.6, abs=0.2)     # each model once
+    # the target in each of 01-06, 08 and 09; the baseline in 06 and 09
+    assert fresh == pytest.approx(8 * 16.4 + 1.2 + 2 * 29.5 + 6.6, abs=0.5)

@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 SOLVED = sorted((REPO / "solutions").glob("*.ipynb"))
 ALL = SOLVED + sorted((REPO / "notebooks").glob("*.ipynb"))
 EXPECTED = ["00_setup_preflight", "01_measuring_cost", "02_quantization", "03_attention_kernels",
-            "04_speculative_decoding", "05_batching", "06_larger_baseline", "07_cost_curve", "08_serving"]
+            "04_speculative_decoding", "05_batching", "06_larger_baseline", "07_cost_curve", "08_serving",
+            "09_mixture_of_experts"]
 
 
 def test_the_whole_sequence_exists():

@@ -125,3 +125,19 @@ def test_the_moe_is_trained_and_its_router_spreads_the_load(cpu_hw, ppl):
     counts = moe.tokens_per_expert(loaded.model, loaded.tokenizer, heldout_text(), tokens=2048)
     for b in moe.balance(counts):
         assert b.busiest < 3 and b.idlest > 0.05          # every expert gets tokens: the balancing loss worked
+
+
+def test_the_readme_states_the_offline_models_sizes_as_their_configs_give_them():
+    """The README's offline-profile row is typed prose: its parameter counts must be the configs'."""
+    from pathlib import Path
+
+    from utils.loading import model_config
+    from utils.memory import ModelShape
+    from utils.profiles import ModelRef
+    shapes = {r: ModelShape.from_config(model_config(ModelRef(f"offline:{r}", "local")))
+              for r in ("target", "draft", "baseline", "moe")}
+    m = lambda n: f"{n / 1e6:.1f}M"                                          # noqa: E731
+    row = next(line for line in (Path(__file__).parent.parent / "README.md").read_text().splitlines()
+               if line.startswith("| `offline` |"))
+    assert f"({m(shapes['target'].params)} / {m(shapes['draft'].params)} / {m(shapes['baseline'].params)} parameters)" in row
+    assert f"({m(shapes['moe'].params)} total, {m(shapes['moe'].active_params)} active)" in row

@@ -125,6 +125,24 @@ def test_reduced_architectures_keep_what_decides_the_code_paths(model):
                                                  if k != "model_type" and not k.startswith("_")})
 
 
+@pytest.mark.parametrize("model", ["ibm-granite/granite-3.1-3b-a800m-instruct", "allenai/OLMoE-1B-7B-0924",
+                                   "Qwen/Qwen3-30B-A3B"])
+def test_reduced_mixtures_of_experts_keep_their_routing(model):
+    """The GPU profiles' MoE models shrink in width and depth, not in routing: E experts, k per
+    token (what notebook 09 measures), and expert widths bitsandbytes on a CPU accepts."""
+    from transformers import AutoConfig
+
+    from utils.data import model_configs
+    from utils.memory import ModelShape
+    full = model_configs()[model]
+    small = rehearsal.reduced_config(full)
+    big, little = ModelShape.from_config(full), ModelShape.from_config(small)
+    assert (little.experts, little.active_experts) == (big.experts, big.active_experts)
+    assert little.expert_intermediate % 64 == 0 and little.params < big.params / 100
+    AutoConfig.for_model(small["model_type"], **{k: v for k, v in small.items()
+                                                 if k != "model_type" and not k.startswith("_")})
+
+
 def test_reduced_vocabularies_differ_where_the_real_ones_do():
     """The Qwen2.5 0.5B/7B pairing trap survives the shrinking (check_pair must still catch it)."""
     from utils.data import model_configs

@@ -79,6 +79,12 @@ PROBES = {
                                          "my_years = t['techniques']"], True),
         ("# Checkpoint for exercise 2", ["n_learners = 2", "n_learners = len(class_rows) + 1"], True),
     ],
+    "09_mixture_of_experts": [
+        ("# Checkpoint for exercise 1", ["touched_8 = 64.0", "touched_8 = 64 * (1 - (8 / 64) ** 8)",
+                                         "touched_8 = touched_8 / 64"], True),
+        ("# Checkpoint for exercise 2", ["read_share = qwen.active_params / qwen.params",
+                                         "read_share = 1 / read_share"], True),
+    ],
     "08_serving": [
         ("# Checkpoint for exercise 1", ["idle = 1 - idle", "idle = idle * 100"], True),
         ("# Checkpoint for exercise 2", ["gain_by_load = {k: 1 / v for k, v in gain_by_load.items()}",

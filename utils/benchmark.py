@@ -6,7 +6,8 @@
 
 Steps (each appended to the results store with its full context):
 
-1. ``larger baseline``   - the profile's baseline model in the compute dtype (NF4 if only that fits)
+1. ``larger baseline``   - the profile's baseline model in the compute dtype (NF4 if only that fits);
+   ``mixture of experts`` - the profile's mixture of experts likewise, where it has one
 2. ``target``            - the target model in the compute dtype (the profile's first precision
                            that fits otherwise: NF4 on a T4, as in notebook 01)
 3. ``+ 4-bit``           - the target in NF4 (and every other profile precision)
@@ -145,7 +146,8 @@ class Bench:
         self.scored[role] = ppl
         em = exact_match(loaded.model, loaded.tokenizer, completion_items(self.text, EM_ITEMS),
                          device=self.hw.device)
-        gap = paired_gap(ppl, self.scored["baseline"]) if role == "target" and "baseline" in self.scored else None
+        gap = (paired_gap(ppl, self.scored["baseline"]) if role in ("target", "moe") and "baseline" in self.scored
+               else None)
         return dict(ppl.as_dict(), exact_match=em, exact_match_items=EM_ITEMS,
                     **({"quality_gap": gap} if gap else {}))
 
@@ -247,6 +249,8 @@ class Bench:
         """Run ``steps``; returns the stopped ones with their reasons (empty: all measured)."""
         if "baseline" in steps:
             self.guarded("larger baseline", self.model_at, "larger baseline", "baseline", None)
+        if "moe" in steps and self.profile.moe is not None:
+            self.guarded("mixture of experts", self.model_at, "mixture of experts", "moe", None)
         if "precision" in steps:
             self.guarded("target", self.model_at, "target", "target", None)
             for prec in self.profile.precisions:
@@ -263,7 +267,7 @@ class Bench:
         return self.stopped
 
 
-STEPS = ["baseline", "precision", "attention", "speculative", "compile", "batching", "continuous"]
+STEPS = ["baseline", "moe", "precision", "attention", "speculative", "compile", "batching", "continuous"]
 
 
 @cli.command

@@ -15,6 +15,7 @@ from .data import gpus, historical_prices, model_configs
 from .memory import ModelShape
 
 BASELINE = "larger baseline"
+MODEL_CHOICES = ("larger baseline", "mixture of experts")
 WHAT_IF_MODEL = "Qwen/Qwen3-8B"    # the GPU profiles' target: the hardware what-ifs are computed for it
 
 BASIS = ("Not like for like. Historical points: API list prices (input and output averaged; margin, idle capacity "
@@ -89,7 +90,7 @@ def history(ax, rows: list[dict], references: list[dict] | None = None) -> None:
         ax.annotate(h["key"], (h["when"], h["usd_per_million"]), fontsize=6, xytext=(3, 3),
                     textcoords="offset points", color="tab:purple")
     today = date.today()
-    techniques = [r for r in rows if r["step"] != BASELINE]
+    techniques = [r for r in rows if r["step"] not in MODEL_CHOICES]
     mine = min(techniques, key=lambda r: r["usd_per_million"]) if techniques else None
     if mine is not None and not str(mine["model"]).startswith("offline:"):
         ax.scatter([today], [mine["usd_per_million"]], marker="*", s=160, facecolors="none",
@@ -117,18 +118,18 @@ def waterfall(ax, rows: list[dict], path: list[dict], totals: dict) -> None:
     long step names never overlap."""
     usd = {r["step"]: r["usd_per_million"] for r in rows}
     steps = [r["step"] for r in rows]
+    last_model = max((i for i, r in enumerate(rows) if r["step"] in MODEL_CHOICES), default=None)
     for i, r in enumerate(rows):
         cost = r["usd_per_million"]
-        if r["step"] == BASELINE:
-            target = usd.get("target")
+        if r["step"] in MODEL_CHOICES:
+            to = "target" if r["step"] == BASELINE else "this MoE, from the baseline"
             ax.hlines(cost, i - 0.4, i + 0.4, colors="tab:purple", linewidth=4)
-            note = (f"model swap to target:\n{r['swap_factor']:.2g}x, {r['swap_verdict']}"
-                    if r.get("swap_factor") else "model choice\n(no target beside it)")
+            note = (f"model swap to {to}:\n{r['swap_factor']:.2g}x, {r['swap_verdict']}"
+                    if r.get("swap_factor") else "model choice")
             ax.annotate(f"${cost:.3g}\n{note}", (i, cost), ha="center", va="bottom", fontsize=7,
                         color="tab:purple")
-            if target:
-                ax.hlines(target, i, i + 1, colors="tab:purple", linestyles=":", linewidth=1)
-            ax.axvline(i + 0.5, color="0.5", linewidth=0.8)
+            if i == last_model:
+                ax.axvline(i + 0.5, color="0.5", linewidth=0.8)
             continue
         if r["builds_on"] is None:                      # a start: its level, no bar
             colour = "tab:purple" if r["computed"] else "tab:gray"

@@ -27,11 +27,12 @@ from .cost import cost_per_million
 from .chart import marked_noise, standing
 from .timeline import technique_of
 from .data import gpu, gpu_key_for
+from .memory import count
 from .results import CorruptResultsError, ResultsStore
-from .steps import (MODEL_STEPS, TECHNIQUE_START, chain, coverage, describe, latest_runs, rate,
-                    run_of, step_records)
+from .steps import (MODEL_CHOICES, MODEL_STEPS, TECHNIQUE_START, chain, coverage, describe, latest_runs,
+                    rate, run_of, step_records)
 
-BASELINE = MODEL_STEPS[0]
+BASELINE, MOE = MODEL_STEPS[:2]
 
 
 def gpu_here(records: list[dict]) -> str | None:
@@ -74,7 +75,8 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
     steps build only on kept steps), ``vs_start`` how many times cheaper than the start of the
     techniques (the target). The larger baseline is a model choice, not a technique: its row
     carries the swap to the target (``swap_factor``, ``swap_verdict``, ``swap_quality``;
-    utils.swap) and builds on nothing. Where the 16-bit target does not fit the GPU, a
+    utils.swap) and builds on nothing; a mixture of experts' row (notebook 09) carries its swap
+    from the baseline, with its total and active parameters. Where the 16-bit target does not fit the GPU, a
     ``computed`` target row stands in for it, at another GPU's price, its ``basis`` stated
     (utils.counterfactual). Records from the newest profile and machine in the store are used.
     """
@@ -94,12 +96,14 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
     if not all(math.isfinite(v) and v > 0 for v in usd.values()):
         raise ValueError(f"${price_per_hour}/h gives a $/1M that is not a finite positive number; "
                          f"nothing was written")
-    start_usd = usd.get(TECHNIQUE_START) or next((usd[k.step] for k in links if k.step != BASELINE), None)
-    swap = model_swap(latest.get(BASELINE), step_records(records), price_per_hour)
+    start_usd = usd.get(TECHNIQUE_START) or next((usd[k.step] for k in links if k.step not in MODEL_CHOICES), None)
+    swaps = {BASELINE: model_swap(latest.get(BASELINE), step_records(records), price_per_hour),
+             MOE: model_swap(latest.get(BASELINE), step_records(records), price_per_hour, steps=(MOE,))}
     rows = []
     for link in links:
         r = link.record
-        is_baseline = link.step == BASELINE
+        is_baseline = link.step in MODEL_CHOICES
+        swap = swaps.get(link.step)
         rows.append(dict(step=link.step, configuration=describe(r["settings"], r["metrics"]),
                          tokens_per_s=round(link.tokens_per_s, 3), usd_per_million=usd[link.step],
                          price_per_hour=price[link.step],
@@ -111,6 +115,8 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
                          vs_start=None if is_baseline or start_usd is None else start_usd / usd[link.step],
                          perplexity=r["metrics"].get("perplexity"),
                          exact_match=r["metrics"].get("exact_match"),
+                         total_params=r["metrics"].get("total_params"),
+                         active_params=r["metrics"].get("active_params"),
                          swap_factor=swap.factor if is_baseline and swap else None,
                          swap_verdict=swap.verdict if is_baseline and swap else None,
                          swap_quality=swap.quality if is_baseline and swap else None,
@@ -130,8 +136,8 @@ def compounding(rows: list[dict]) -> list[dict]:
     """The chain of techniques behind the cheapest kept step, from the target (their start).
 
     The product of their factors is how many times cheaper the cheapest step is than the
-    start. The larger baseline is not on it: the swap to the target is a model choice."""
-    techniques = [r for r in rows if r["step"] != BASELINE]
+    start. The larger baseline and a mixture of experts are not on it: they are model choices."""
+    techniques = [r for r in rows if r["step"] not in MODEL_CHOICES]
     if not techniques:
         return []
     by_step = {r["step"]: r for r in techniques}
@@ -169,7 +175,7 @@ def totals(rows: list[dict]) -> dict:
 
 def format_row(row: dict) -> str:
     """One printable line: price, factor against the step built on, configuration, its run."""
-    if row["step"] == BASELINE:
+    if row["step"] in MODEL_CHOICES:
         against = "model choice (below)"
     elif row["computed"]:
         against = "computed start (below)"
@@ -204,6 +210,12 @@ def summary(rows: list[dict], records: list[dict] | None = None) -> str:
         baseline = next(r for r in rows if r["step"] == BASELINE)
         lines.append(f"model swap, larger baseline -> target: {t['swap']:.3g}x {baseline['swap_verdict']}: "
                      f"{baseline['swap_quality']}")
+    moe = next((r for r in rows if r["step"] == MOE and r["swap_factor"] is not None), None)
+    if moe is not None:
+        sizes = (f" ({count(moe['total_params'])} total, {count(moe['active_params'])} active parameters)"
+                 if moe["total_params"] and moe["active_params"] else "")
+        lines.append(f"model swap, larger baseline -> mixture of experts{sizes}: "
+                     f"{moe['swap_factor']:.3g}x {moe['swap_verdict']}: {moe['swap_quality']}")
     if len(path) > 1:
         factors = " x ".join(f"{r['factor']:.3g} ({r['step']})" for r in path[1:])
         lines.append(f"techniques from {path[0]['step']} to {path[-1]['step']}: {factors} "
@@ -215,8 +227,8 @@ def summary(rows: list[dict], records: list[dict] | None = None) -> str:
         lines.append(f"same capability: not claimed: {t['why_not']}")
     if any(marked_noise(r) for r in rows):
         lines.append("~noise: the repeats of the two configurations overlap, so the difference is not "
-                     "established and later steps did not build on it (more repeats, or a quieter "
-                     "machine, would settle it)")
+                     "established and later steps did not build on it (longer runs on a quieter "
+                     "machine would settle it; more repeats only widen a min-max range)")
     if records is not None:
         lines += left_out(coverage(records))
     return "\n".join(lines)
@@ -270,7 +282,7 @@ def plot(rows: list[dict], records: list[dict], path: Path, price_per_hour: floa
                                      fig.add_subplot(grid[1, :]))
     chart.history(history, rows, priced())
     pts, stairs, decline = timeline.of(rows)
-    model = next((r["model"] for r in rows if r["step"] != BASELINE), "?")
+    model = next((r["model"] for r in rows if r["step"] not in MODEL_CHOICES), "?")
     timeline.plot(over_time, pts, stairs, decline, f"{model} at ${price_per_hour}/h")
     chart.waterfall(waterfall, rows, compounding(rows), totals(rows))
     fig.text(0.5, 0.035, chart.BASIS.format(model=model, price=price_per_hour), ha="center", fontsize=8,

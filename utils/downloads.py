@@ -21,7 +21,7 @@ from .profiles import ModelRef, Profile
 # The profile models each notebook loads (00 and 07 load none).
 NOTEBOOK_ROLES = {
     "01": ("target",), "02": ("target",), "03": ("target",), "04": ("target", "draft"),
-    "05": ("target",), "06": ("target", "baseline"), "08": ("target",),
+    "05": ("target",), "06": ("target", "baseline"), "08": ("target",), "09": ("target", "baseline", "moe"),
 }
 WEIGHT_FILES = ["*.safetensors", "*.json", "*.txt", "*.model", "*.tiktoken"]   # never pickles
 
@@ -42,8 +42,10 @@ def download_gb(ref: ModelRef) -> float:
 
 
 def notebook_models(notebook: str, profile: Profile) -> list[ModelRef]:
-    """The models ``notebook`` ("04", or "04 speculative decoding") loads on ``profile``."""
-    return [getattr(profile, role) for role in NOTEBOOK_ROLES.get(notebook[:2], ())]
+    """The models ``notebook`` ("04", or "04 speculative decoding") loads on ``profile`` (a role the
+    profile leaves out, such as a mixture of experts, loads nothing)."""
+    refs = (getattr(profile, role, None) for role in NOTEBOOK_ROLES.get(notebook[:2], ()))
+    return [r for r in refs if r is not None]
 
 
 def local_snapshot(ref: ModelRef) -> str | None:
@@ -149,7 +151,8 @@ def with_kept_copy(profile: Profile, copy_gb: float) -> dict[str, Transfer]:
     out, written = {}, False
     target = getattr(profile, KEPT_ROLE)
     for nb, roles in NOTEBOOK_ROLES.items():
-        others = sum(download_gb(getattr(profile, r)) for r in roles if r != KEPT_ROLE)
+        others = sum(download_gb(getattr(profile, r)) for r in roles
+                     if r != KEPT_ROLE and getattr(profile, r, None) is not None)
         if KEPT_ROLE not in roles or not is_hub(target):
             out[nb] = Transfer(others, 0.0)
         elif nb in EVERY_PRECISION:

@@ -247,6 +247,11 @@ class MemoryEstimate:
         return self.weights_gb + self.kv_cache_gb
 
 
+def count(n: float) -> str:
+    """A parameter count as people say it: 7.28M, 30.5B."""
+    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.3g}M"
+
+
 def weight_bytes(shape: ModelShape, precision: str, compute_dtype: str = "float16") -> float:
     """Bytes of the weights at ``precision`` (unquantized parts in ``compute_dtype``)."""
     check_precision(precision)

@@ -48,8 +48,10 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
     checks = []
     available = available_gb(hw)
     where = "GPU" if hw.device == "cuda" else "RAM"
-    for role in ("target", "draft", "baseline"):
-        ref = getattr(profile, role)
+    for role in ("target", "draft", "baseline", "moe"):
+        ref = getattr(profile, role, None)
+        if ref is None:                   # a profile without a mixture of experts
+            continue
         try:
             shape = ModelShape.from_config(model_config(ref))
             folder = local_path(ref)
@@ -136,7 +138,7 @@ def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role:
 
 
 def network_checks(profile: Profile) -> list[Check]:
-    refs = [getattr(profile, r) for r in ("target", "draft", "baseline")]
+    refs = [r for r in (getattr(profile, role, None) for role in ("target", "draft", "baseline", "moe")) if r]
     if all(r.is_offline for r in refs):
         return [Check("internet", True, "not needed: the offline profile uses the kit's own models")]
     online = has_internet()

@@ -19,6 +19,7 @@ REQUIRED = ("description", "device", "target", "draft", "baseline", "precisions"
 
 
 OPTIONAL = ("min_vram_gb", "step_budget_s")
+OPTIONAL_MODELS = ("moe",)          # a mixture of experts for notebook 09 (a profile may have none)
 MODEL_KEYS = ("id", "revision")
 
 
@@ -60,6 +61,7 @@ class Profile:
     gpu_price_key: str
     min_vram_gb: float | None = None
     extra: dict = field(default_factory=dict)
+    moe: ModelRef | None = None
 
 
 def _read_tables(with_sources: bool = False):
@@ -100,8 +102,8 @@ def problems(table: dict) -> list[str]:
     from .memory import PRECISIONS
 
     out = [f"missing {k}" for k in REQUIRED if k not in table]
-    out += [f"unknown key {k!r} (known: {', '.join(REQUIRED + OPTIONAL)})"
-            for k in table if k not in REQUIRED + OPTIONAL]
+    known_keys = REQUIRED + OPTIONAL + OPTIONAL_MODELS
+    out += [f"unknown key {k!r} (known: {', '.join(known_keys)})" for k in table if k not in known_keys]
 
     def check(key, ok: bool, expected: str):
         if key in table and not ok:
@@ -109,7 +111,7 @@ def problems(table: dict) -> list[str]:
 
     check("description", isinstance(table.get("description"), str), "a string")
     check("device", table.get("device") in ("cpu", "cuda"), '"cpu" or "cuda"')
-    for role in ("target", "draft", "baseline"):
+    for role in ("target", "draft", "baseline") + tuple(r for r in OPTIONAL_MODELS if r in table):
         ref = table.get(role)
         if isinstance(ref, dict):
             out += [f"{role}: unknown key {k!r} (a model table has {', '.join(MODEL_KEYS)})"
@@ -147,8 +149,8 @@ def _build(name: str, table: dict, source: Path | None = None) -> Profile:
     if found:
         raise ProfileError(f"profile '{name}' in {source or PROFILES_FILE} is not usable:\n  - "
                            + "\n  - ".join(found))
-    known = {k: table[k] for k in REQUIRED}
-    for role in ("target", "draft", "baseline"):
+    known = {k: table[k] for k in REQUIRED} | {k: table[k] for k in OPTIONAL_MODELS if k in table}
+    for role in ("target", "draft", "baseline") + tuple(r for r in OPTIONAL_MODELS if r in known):
         ref = known[role]
         known[role] = ModelRef(ref) if isinstance(ref, str) else ModelRef(**ref)
     extra = {k: v for k, v in table.items() if k in OPTIONAL and k != "min_vram_gb"}

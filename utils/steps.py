@@ -10,6 +10,8 @@ step               builds on
 =================  ==========================================================
 larger baseline    nothing: a model choice, compared with the target apart
                    from the techniques (utils.swap), never a technique
+mixture of experts nothing: the other model choice (notebook 09), compared with
+                   the larger baseline like the target
 target             nothing: the start of the techniques (the target model
                    unquantized; where that does not fit the GPU, a computed
                    16-bit run on another GPU, utils.counterfactual)
@@ -53,15 +55,17 @@ from dataclasses import dataclass
 
 from .memory import FOUR_BIT
 
-STEP_ORDER = ["larger baseline", "target", "+ 8-bit", "+ 4-bit", "+ attention",
+STEP_ORDER = ["larger baseline", "mixture of experts", "target", "+ 8-bit", "+ 4-bit", "+ attention",
               "+ speculative", "+ compile", "+ batching", "+ continuous batching"]
 
-MODEL_STEPS = ("larger baseline", "target")      # models, not techniques
+MODEL_STEPS = ("larger baseline", "mixture of experts", "target")      # models, not techniques
+MODEL_CHOICES = MODEL_STEPS[:2]       # other models, shown beside the techniques, never on their chain
 TECHNIQUE_START = "target"
 QUANTIZED_STEPS = ("+ 8-bit", "+ 4-bit")
 _PRECISION_STEPS = (TECHNIQUE_START,) + QUANTIZED_STEPS
 BUILDS_ON: dict[str, tuple[str, ...]] = {
     "larger baseline": (),
+    "mixture of experts": (),
     "target": (),
     "+ 8-bit": ("target",),
     "+ 4-bit": ("target",),

@@ -56,13 +56,15 @@ class Swap:
             self.standing, f"{cost}, quality not established")
 
 
-def partner(baseline: dict, records: list[dict]) -> tuple[dict | None, bool]:
-    """The target record to compare ``baseline`` with: from the same run, same request and
-    precision (True), else the newest target record at the baseline's precision (False)."""
+def partner(baseline: dict, records: list[dict], steps: tuple[str, ...] = TARGET_STEPS) -> tuple[dict | None, bool]:
+    """The record of ``steps`` (the target's, or the mixture of experts') to compare ``baseline``
+    with: from the same run and request (True), else the newest such record (False); the target
+    at the baseline's precision (its own precisions are techniques), a mixture of experts at the
+    precision it runs in (bitsandbytes leaves its experts in 16 bits anyway)."""
     model, precision = baseline["settings"].get("model"), baseline["settings"].get("precision")
-    same_request = [r for r in records if curve_step(r) in TARGET_STEPS and rate(r)
+    same_request = [r for r in records if curve_step(r) in steps and rate(r)
                     and r["settings"].get("model") != model
-                    and r["settings"].get("precision") == precision
+                    and (steps != TARGET_STEPS or r["settings"].get("precision") == precision)
                     and (r["metrics"].get("batch") or 1) == 1
                     and (r["metrics"].get("prompt_tokens"), r["metrics"].get("new_tokens"))
                     == (baseline["metrics"].get("prompt_tokens"), baseline["metrics"].get("new_tokens"))
@@ -118,11 +120,13 @@ def judge(baseline: dict, target: dict) -> tuple[str, str]:
     return standing, "; ".join(parts)
 
 
-def model_swap(baseline: dict | None, records: list[dict], price_per_hour: float) -> Swap | None:
-    """The swap from ``baseline`` (the curve's larger-baseline record) to the target, or None."""
+def model_swap(baseline: dict | None, records: list[dict], price_per_hour: float,
+               steps: tuple[str, ...] = TARGET_STEPS) -> Swap | None:
+    """The swap from ``baseline`` (the curve's larger-baseline record) to the target (or, with
+    ``steps=("mixture of experts",)``, to the mixture of experts), or None."""
     if baseline is None:
         return None
-    target, same_run = partner(baseline, records)
+    target, same_run = partner(baseline, records, steps)
     if target is None:
         return None
     standing, words = judge(baseline, target)

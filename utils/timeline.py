@@ -29,6 +29,7 @@ from datetime import date, timedelta
 from .cost import annual_decline
 from .data import DATASETS, historical_prices
 from .memory import FOUR_BIT
+from .steps import MODEL_CHOICES
 
 ATTENTION = {"sdpa": "sdpa", "sdpa_repeat_kv": "sdpa", "flash_attention_2": "flash_attention_2"}
 STEP_TECHNIQUE = {"+ 8-bit": "int8", "+ 4-bit": "4-bit", "+ speculative": "assisted",
@@ -81,7 +82,7 @@ def points(rows: list[dict]) -> list[Point]:
     dates = technique_dates()
     return sorted((Point(date_of(r.get("technique"), dates), r["usd_per_million"], r["step"],
                          r["configuration"], bool(r.get("on_chain")), bool(r.get("computed")))
-                   for r in rows if r["step"] != "larger baseline"),
+                   for r in rows if r["step"] not in MODEL_CHOICES),
                   key=lambda p: (p.when, -p.usd_per_million))
 
 
@@ -95,7 +96,7 @@ def staircase(rows: list[dict]) -> list[tuple[date, float, str]]:
     dates = technique_dates()
     kept = [(date_of(r.get("technique"), dates), r["factor"], r["step"]) for r in path[1:]]
     whens = sorted({start_date()} | {date_of(r.get("technique"), dates) for r in rows
-                                     if r["step"] != "larger baseline"})
+                                     if r["step"] not in MODEL_CHOICES})
     out = []
     for when in whens:
         used = [(f, s) for d, f, s in kept if d <= when]
