@@ -86,6 +86,32 @@ def test_a_bad_profile_stops_preflight_and_lab_with_the_message_and_no_ok_lines(
     assert not (tmp_path / "r.jsonl").exists()
 
 
+def test_an_unknown_rehearsal_mode_is_a_user_error_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """$LLMFLATION_RANDOM_WEIGHTS with a typo: every command says which values it takes, exit 2."""
+    from utils import curve
+    monkeypatch.setenv("LLMFLATION_RANDOM_WEIGHTS", "bogus")
+    for command in (lambda: preflight.main(["--profile", "offline"]),
+                    lambda: curve.main(["--results", str(tmp_path / "r.jsonl")])):
+        assert command() == 2
+        err = capsys.readouterr().err
+        assert "LLMFLATION_RANDOM_WEIGHTS='bogus': use 1 (real size) or reduced" in err and "Traceback" not in err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_ctrl_c_in_the_benchmark_keeps_the_records_and_says_so(tmp_path, monkeypatch, capsys):
+    results = ResultsStore(tmp_path / "r.jsonl")
+
+    def two_steps_then_ctrl_c(self, steps):
+        add(results, "target", 100.0)
+        add(results, "+ 4-bit", 200.0)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(benchmark.Bench, "run", two_steps_then_ctrl_c)
+    assert benchmark.main(["--profile", "offline", "--results", str(results.path)]) == 130
+    err = capsys.readouterr().err
+    assert "2 record(s) of this run kept in" in err and str(results.path) in err and "Traceback" not in err
+    assert [r["step"] for r in results.records()] == ["target", "+ 4-bit"]
+
+
 def test_every_shipped_profile_passes_the_checks():
     from utils.profiles import _read_tables, problems
     assert {name: problems(table) for name, table in _read_tables().items()} == \
@@ -171,6 +197,38 @@ def test_the_learner_id_is_stored_and_a_copied_file_is_one_learner_said_so(tmp_p
     rows = classroom.merge([store.path, tmp_path / "copy.jsonl"], log=messages.append)
     assert {r["learner"] for r in rows} == {"Ada"}
     assert any("same learner id" in m and "merged as one learner" in m for m in messages)
+
+
+def test_a_file_named_twice_is_merged_once_and_said_so(tmp_path):
+    store = ResultsStore(tmp_path / "ada.jsonl")
+    add(store, "target", 100.0)
+    messages = []
+    (tmp_path / "sub").mkdir()
+    twice = classroom.merge([store.path, tmp_path / "sub" / ".." / "ada.jsonl", store.path], log=messages.append)
+    once = classroom.merge([store.path], log=print)
+    assert twice == once and not any("same learner id" in m for m in messages)
+    assert sum("given again: read once" in m for m in messages) == 2
+
+
+def test_a_binary_file_is_left_out_in_one_line(tmp_path):
+    store = ResultsStore(tmp_path / "bob.jsonl")
+    add(store, "target", 100.0)
+    (tmp_path / "photo.jsonl").write_bytes(bytes(range(256)) * 40)
+    messages = []
+    rows = classroom.merge([store.path, tmp_path / "photo.jsonl"], log=messages.append)
+    about = [m for m in messages if "photo.jsonl" in m]
+    assert [r["learner"] for r in rows] == ["bob"]
+    assert len(about) == 1 and "not a JSON Lines results file (binary data)" in about[0]
+
+
+def test_a_byte_order_mark_before_the_first_record_is_read_past(tmp_path):
+    """Windows editors save UTF-8 with a BOM: the first record is sound, not 'a torn write'."""
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0)
+    add(store, "+ 4-bit", 200.0)
+    store.path.write_bytes(b"\xef\xbb\xbf" + store.path.read_bytes())
+    records, problems = store.read()
+    assert [r["step"] for r in records] == ["target", "+ 4-bit"] and problems == []
 
 
 def test_every_file_or_line_left_out_is_named_with_its_reason(tmp_path):

@@ -43,6 +43,7 @@ what it recorded. The command then exits with status 1 and lists the stopped ste
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from . import cli
@@ -292,8 +293,14 @@ def main(argv=None) -> int:
         print(f"threads:  {configure_threads(hw)}")
     print(f"hardware: {hw.summary()}\nprofile:  {profile.name} - {profile.description}\n"
           f"results:  {store.path}" + (f"\nRANDOM WEIGHTS: {rehearsal.LABEL}" if args.random_weights else ""))
-    start = time.perf_counter()
-    stopped = Bench(profile, hw, store, random_weights=args.random_weights).run(args.steps)
+    start, before = time.perf_counter(), len(store.read()[0])
+    try:
+        stopped = Bench(profile, hw, store, random_weights=args.random_weights).run(args.steps)
+    except KeyboardInterrupt:          # Ctrl-C: what was recorded stays, and the learner hears so
+        kept = len(store.read()[0]) - before
+        print(f"\nstopped after {time.perf_counter() - start:.0f}s; {kept} record(s) of this run kept in "
+              f"{store.path} (the step in progress recorded nothing)", file=sys.stderr)
+        return 130
     print(f"done in {time.perf_counter() - start:.0f}s; results in {store.path}")
     if stopped:
         print(f"{len(stopped)} step(s) stopped, nothing recorded past each stop:\n  "

@@ -19,7 +19,7 @@ from collections import Counter
 from . import cli, timeline
 from .curve import compounding, curve_rows, left_out, write_csv
 from .data import gpu, gpu_key_for
-from .results import ResultsStore, learner_id
+from .results import NOT_JSON_LINES, ResultsStore, learner_id
 from .steps import coverage
 
 
@@ -55,7 +55,13 @@ def merge(paths: list[str | Path], log=print) -> list[dict]:
     cost measurements or was recorded on an unknown GPU is left out. Files that carry the
     same recorded learner id are one learner's; two learners whose files share a name stay two.
     Each row carries its learner's decline per year (utils.timeline)."""
-    paths = sorted(Path(p) for p in paths)
+    first: dict[Path, Path] = {}
+    for path in map(Path, paths):                                   # a file named twice is read once
+        if path.resolve() in first:
+            log(f"{path} is {first[path.resolve()]} given again: read once")
+        else:
+            first[path.resolve()] = path
+    paths = sorted(first.values())
     labels = _labels([p for p in paths if p.is_file()])
     learners: dict[str, dict] = {}
     for path in paths:
@@ -69,6 +75,8 @@ def merge(paths: list[str | Path], log=print) -> list[dict]:
             continue
         for problem in problems:
             log(f"left out of the merge: {problem}")
+        if not records and any(p.endswith(NOT_JSON_LINES) for p in problems):
+            continue
         identity, label = learner_of(records, labels[path])
         entry = learners.setdefault(identity, dict(label=label, paths=[], records=[]))
         if entry["paths"]:

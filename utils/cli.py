@@ -20,11 +20,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .loading import ModelLoadError
     from .memory import ModelTooLargeError
     from .profiles import ProfileError
+    from .rehearsal import RehearsalError
     from .results import CorruptResultsError, ResultsPathError
     from .speculative import PairError
     from .versions import UntestedVersionError
     return (ProfileError, ModelLoadError, ModelTooLargeError, CorruptResultsError,
-            ResultsPathError, PairError, UntestedVersionError, EmulationError)
+            ResultsPathError, PairError, UntestedVersionError, EmulationError, RehearsalError)
 
 
 def command(main):

@@ -185,6 +185,9 @@ def run_context(hw=None) -> dict:
                 host=platform.node())
 
 
+NOT_JSON_LINES = "not a JSON Lines results file (binary data): left out whole"
+
+
 class ResultsStore:
     """Append-only JSON-lines file of measurement records."""
 
@@ -244,9 +247,12 @@ class ResultsStore:
             return [], []
         if self.path.is_dir():
             raise ResultsPathError(f"results path {self.path} is a folder, not a results file")
+        data = self.path.read_bytes()
+        if b"\0" in data[:8192]:        # a JSON Lines file never holds a NUL byte
+            return [], [f"{self.path}: {NOT_JSON_LINES}"]
         out, problems = [], []
-        for number, line in enumerate(self.path.read_text(encoding="utf-8", errors="replace")
-                                      .splitlines(), start=1):
+        # utf-8-sig: an editor's byte-order mark before the first record is not part of it
+        for number, line in enumerate(data.decode("utf-8-sig", errors="replace").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
