@@ -20,7 +20,7 @@ def test_a_notebooks_plan_names_each_download_and_its_size(monkeypatch):
     t4 = get_profile("t4")
     assert [r.id for r in notebook_models("06 larger baseline", t4)] == ["Qwen/Qwen3-8B", "Qwen/Qwen3-14B"]
     lines = plan("06 larger baseline", t4)
-    assert len(lines) == 2 and "29.5 GB" in lines[1] and "downloads on first load" in lines[1]
+    assert len(lines) == 2 and "29.5 GB" in lines[1] and "not in the cache yet" in lines[1]
     assert plan("07 cost curve", t4) == [] and plan("01 measuring cost", get_profile("offline")) == []
 
 
@@ -62,3 +62,80 @@ def test_the_class_table_counts_repeat_downloads_in_fresh_runtimes():
     assert once == pytest.approx(16.4 + 1.2 + 29.5 + 6.6, abs=0.2)     # each model once
     # the target in each of 01-06, 08 and 09; the baseline in 06 and 09
     assert fresh == pytest.approx(8 * 16.4 + 1.2 + 2 * 29.5 + 6.6, abs=0.5)
+
+
+@pytest.fixture
+def hub_stand_in(tmp_path, monkeypatch):
+    """A local stand-in for the hub: serves a model's files slowly into a cache folder under tmp_path,
+    so the background download, its progress and the wait are real and no network is used."""
+    import threading
+    from utils import downloads
+    monkeypatch.setattr(downloads, "_JOBS", {})
+    monkeypatch.setattr(downloads, "cached", lambda ref: False)
+    monkeypatch.setattr(downloads, "download_gb", lambda ref: 0.001)            # 1 MB expected
+    monkeypatch.setattr(downloads, "cache_folder", lambda ref: tmp_path / ref.id.replace("/", "--"))
+    release, served = threading.Event(), []
+
+    def serve(ref, fail=None):
+        blobs = tmp_path / ref.id.replace("/", "--") / "blobs"
+        blobs.mkdir(parents=True, exist_ok=True)
+        release.wait(10)                                  # the test says when the "network" answers
+        with open(blobs / "model.safetensors.incomplete", "wb") as f:
+            for _ in range(10):
+                f.write(b"x" * 100_000)
+                f.flush()
+        if fail:
+            raise fail
+        served.append(ref.id)
+        return str(tmp_path / "snapshot" / ref.id)
+    return serve, release, served
+
+
+def test_a_notebooks_downloads_start_in_the_background_and_a_load_waits_for_them(hub_stand_in):
+    from utils import downloads
+    serve, release, served = hub_stand_in
+    target, draft = ModelRef("Qwen/Qwen3-8B", "main"), ModelRef("Qwen/Qwen3-0.6B", "main")
+    said = []
+    assert downloads.start_background([target, draft, target], download=serve, log=said.append) == [target, draft]
+    assert "started in the background: Qwen/Qwen3-8B (0.0 GB), Qwen/Qwen3-0.6B" in said[0]
+    assert downloads.start_background([target], download=serve, log=said.append) == []     # once per runtime
+    assert served == []                                   # nothing has blocked the notebook so far
+    release.set()
+    assert downloads.fetch(draft, log=said.append) == downloads.wait(draft) == f"{downloads.cache_folder(draft).parent}/snapshot/{draft.id}"
+    assert served == [target.id, draft.id]                # in order, one at a time
+    assert downloads.arrived_bytes(target) == 1_000_000
+
+
+def test_a_failed_background_download_is_raised_where_the_model_is_needed(hub_stand_in):
+    from utils import downloads
+    serve, release, _ = hub_stand_in
+    target = ModelRef("Qwen/Qwen3-8B", "main")
+    downloads.start_background([target], download=lambda ref: serve(ref, fail=OSError("connection reset")),
+                               log=lambda m: None)
+    release.set()
+    with pytest.raises(OSError, match="connection reset"):
+        downloads.wait(target, log=lambda m: None)
+    assert downloads.wait(target) is None                 # forgotten: the next load starts it again
+
+
+def test_the_first_cell_starts_only_what_no_copy_serves(tmp_path, monkeypatch, hw):
+    """notebook 02 always downloads the 16-bit checkpoint it quantizes; the others skip a model the
+    class's copy serves; the offline models download nothing."""
+    import json
+    from utils import kept
+    from utils.preflight import to_download
+    from utils.profiles import get_profile
+    t4, profile = hw["T4"], get_profile("t4")
+    monkeypatch.setenv(kept.ENV_KEEP, "off")
+    monkeypatch.setenv(kept.ENV_CLASS, str(tmp_path / "class"))
+    assert to_download("06 larger baseline", profile, t4) == [profile.target, profile.baseline]
+    copy = kept.folder(tmp_path / "class", profile.target, "nf4")
+    copy.mkdir(parents=True)
+    (copy / "model.safetensors").write_bytes(b"x" * 64)
+    (copy / kept.MANIFEST).write_text(json.dumps(dict(
+        kept.wanted(profile.target, "nf4", "float16"), files={"model.safetensors": 64}, saved="2026-11-23")))
+    assert to_download("06 larger baseline", profile, t4) == [profile.baseline]
+    assert to_download("02 quantization", profile, t4) == [profile.target]
+    assert to_download("04", profile, t4) == [profile.draft]
+    assert to_download("07", profile, t4) == []
+    assert to_download("01", get_profile("offline"), t4) == []

@@ -205,3 +205,78 @@ def test_preflight_says_whether_the_targets_copy_is_there_or_has_room(tmp_path, 
     monkeypatch.setenv(kept.ENV_KEEP, "off")
     assert kept_checks(profile, t4) == []
     assert kept_checks(get_profile("offline"), hw["none"]) == []
+
+
+def test_where_the_class_copies_are_seen(tmp_path, monkeypatch):
+    monkeypatch.delenv(kept.ENV_CLASS, raising=False)
+    drive = tmp_path / "MyDrive"
+    assert kept.class_root(in_colab=True, drive=drive) is None            # Drive not mounted
+    (drive / kept.CLASS_FOLDER / "models").mkdir(parents=True)            # the instructor's folder, added
+    assert kept.class_root(in_colab=True, drive=drive) == drive / kept.CLASS_FOLDER / "models"
+    assert kept.class_root(in_colab=False, drive=drive) is None
+    monkeypatch.setenv(kept.ENV_CLASS, str(tmp_path / "class"))
+    assert kept.class_root(in_colab=True, drive=drive) == tmp_path / "class"
+    monkeypatch.setenv(kept.ENV_CLASS, "off")
+    assert kept.class_root(in_colab=True, drive=drive) is None
+
+
+def test_a_class_copy_is_prepared_once_and_read_instead_of_quantizing(tmp_path, monkeypatch, cpu_hw):
+    """End to end on the offline profile, a local folder standing in for the shared Drive folder:
+    the instructor shares, a learner's runtime checks and reads it, notebook 02 (shared=False) does not,
+    and a copy made with another bitsandbytes is refused with the reason."""
+    import torch
+    from utils import class_copy
+    from utils.profiles import get_profile
+    profile, folder, said = get_profile("offline"), tmp_path / "class", []
+    monkeypatch.delenv(kept.ENV_CLASS, raising=False)
+    monkeypatch.setenv(kept.ENV_KEEP, "off")
+    assert class_copy.share(folder, profile, cpu_hw, "nf4", log=said.append)
+    assert [line.split(":")[0] for line in said if line.startswith("[")] == ["[ok] target", "[ok] baseline", "[ok] moe"]
+    monkeypatch.setenv(kept.ENV_CLASS, str(folder))
+    said.clear()
+    assert class_copy.main(["check", "--profile", "offline", "--precision", "nf4"]) == 0
+    read = load_model(profile.target, "nf4", hw=cpu_hw, log=said.append)
+    assert read.kept_copy == kept.folder(folder, profile.target, "nf4") and "no download" in said[0]
+    quantized = load_model(profile.target, "nf4", hw=cpu_hw, shared=False, log=said.append)     # notebook 02
+    assert quantized.kept_copy is None
+    assert torch.equal(logits(read), logits(quantized))
+    _edit(kept.folder(folder, profile.target, "nf4"), bitsandbytes="0.0.1")
+    said.clear()
+    assert load_model(profile.target, "nf4", hw=cpu_hw, log=said.append).kept_copy is None
+    assert said[0].startswith("the class copy at") and "bitsandbytes '0.0.1'" in said[0]
+    said.clear()
+    assert not class_copy.check(None, profile, cpu_hw, "nf4", log=said.append)
+    assert said[0].startswith("[!!] target") and "downloads its 16-bit checkpoint instead" in said[0]
+    assert class_copy.main(["check", "--profile", "offline", "--precision", "nf4"]) == 1
+
+
+def test_sharing_what_fits_in_16_bits_or_without_a_folder_says_why(tmp_path, monkeypatch, cpu_hw, capsys):
+    from utils import class_copy
+    from utils.profiles import get_profile
+    said = []
+    assert not class_copy.share(tmp_path / "c", get_profile("offline"), cpu_hw, "float32", log=said.append)
+    assert "nothing to share" in said[0] and not (tmp_path / "c").exists()
+    monkeypatch.delenv(kept.ENV_CLASS, raising=False)
+    assert not class_copy.check(None, get_profile("offline"), cpu_hw, "nf4", log=said.append)
+    assert f"MyDrive/{kept.CLASS_FOLDER}" in said[-1]
+    with pytest.raises(SystemExit):
+        class_copy.main(["share", str(tmp_path / "c"), "--precision", "nf5"])
+    assert "unknown precision 'nf5'" in capsys.readouterr().err
+
+
+def test_preflight_says_which_class_copies_this_runtime_can_use(tmp_path, monkeypatch, hw):
+    from utils.preflight import class_checks
+    from utils.profiles import get_profile
+    t4, profile = hw["T4"], get_profile("t4")
+    monkeypatch.delenv(kept.ENV_CLASS, raising=False)
+    assert class_checks(profile, t4) == []                      # no class folder: nothing said
+    monkeypatch.setenv(kept.ENV_CLASS, str(tmp_path / "class"))
+    checks = {c.name: c for c in class_checks(profile, t4)}
+    assert set(checks) == {"class copy (target)", "class copy (baseline)"}     # the MoE fits in fp16 on a T4
+    assert not checks["class copy (target)"].ok and "downloads its 16.4 GB instead" in checks["class copy (target)"].message
+    copy = kept.folder(tmp_path / "class", profile.target, "nf4")
+    copy.mkdir(parents=True)
+    (copy / "model.safetensors").write_bytes(b"x" * 64)
+    (copy / kept.MANIFEST).write_text(json.dumps(dict(
+        kept.wanted(profile.target, "nf4", "float16"), files={"model.safetensors": 64}, saved="2026-11-23")))
+    assert class_checks(profile, t4)[0].ok and "no download" in class_checks(profile, t4)[0].message

@@ -9,11 +9,21 @@ A first download of a 7-8B model takes minutes; a cell that sits silent that
 long gets interrupted. :func:`fetch` therefore downloads with the hub's
 progress bars switched on (they are off everywhere else, see utils.quiet) and
 says beforehand how much is coming.
+
+On Colab each notebook runs in a fresh runtime, so each downloads its models again. Its first
+cell (:func:`utils.session.start`) therefore starts them in the background
+(:func:`start_background`: one thread, the models in order, the hub's own resume for an
+interrupted file), so they come in while the instructor introduces the notebook; the cell that
+loads a model waits for it with a progress bar (:func:`wait`), or loads it at once when it is
+already there.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, NamedTuple
 
 from .memory import GB, ModelShape
 from .profiles import ModelRef, Profile
@@ -70,29 +80,110 @@ def plan(notebook: str, profile: Profile) -> list[str]:
     for ref in notebook_models(notebook, profile):
         if not is_hub(ref):
             continue
-        state = "already in the cache" if cached(ref) else "downloads on first load"
+        state = "already in the cache" if cached(ref) else "not in the cache yet"
         lines.append(f"{ref.id}: {download_gb(ref):.1f} GB of 16-bit safetensors "
                      f"(parameters x 2 bytes; NF4 and int8 quantize on load), {state}")
     return lines
 
 
+def snapshot(ref: ModelRef) -> str:
+    """Download ``ref``'s weights (safetensors, configs, tokenizer files) into the hub cache, resuming
+    an interrupted file; the local folder."""
+    from huggingface_hub import snapshot_download
+    return snapshot_download(ref.id, revision=ref.revision, allow_patterns=WEIGHT_FILES)
+
+
+def cache_folder(ref: ModelRef) -> Path:
+    """The hub cache's folder of ``ref`` (its files arrive in ``blobs/``)."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+    return Path(HF_HUB_CACHE) / ("models--" + ref.id.replace("/", "--"))
+
+
+def arrived_bytes(ref: ModelRef) -> int:
+    """Bytes of ``ref`` in the hub cache so far, files in progress included."""
+    blobs = cache_folder(ref) / "blobs"
+    return sum(f.stat().st_size for f in blobs.iterdir() if f.is_file()) if blobs.is_dir() else 0
+
+
+@dataclass
+class Job:
+    """One model downloading in the background."""
+
+    ref: ModelRef
+    expected_bytes: int
+    done: threading.Event = field(default_factory=threading.Event)
+    path: str | None = None
+    error: BaseException | None = None
+
+
+_JOBS: dict[str, Job] = {}          # by model id: this runtime's background downloads
+
+
+def start_background(refs: list[ModelRef], download: Callable[[ModelRef], str] = snapshot,
+                     log=print) -> list[ModelRef]:
+    """Start downloading the hub models of ``refs`` that are neither cached nor started yet, one
+    after the other in a background thread; returns those started. A failure is kept and raised
+    by :func:`wait` in the cell that needs the model."""
+    todo = [r for r in dict.fromkeys(refs) if is_hub(r) and r.id not in _JOBS and not cached(r)]
+    if not todo:
+        return []
+    jobs = [Job(r, int(download_gb(r) * GB)) for r in todo]
+    for job in jobs:
+        _JOBS[job.ref.id] = job
+
+    def run() -> None:
+        for job in jobs:
+            try:
+                job.path = download(job.ref)
+            except BaseException as err:  # noqa: BLE001 - kept for the cell that waits for it
+                job.error = err
+            finally:
+                job.done.set()
+    threading.Thread(target=run, name="llmflation-downloads", daemon=True).start()
+    log(f"started in the background: {', '.join(f'{r.id} ({download_gb(r):.1f} GB)' for r in todo)}; "
+        f"the cell that loads a model waits for it with a progress bar")
+    return todo
+
+
+def wait(ref: ModelRef, log=print, poll_s: float = 0.5) -> str | None:
+    """The local folder of ``ref`` once its background download is done (None when none was
+    started), with a progress bar meanwhile; its error if it failed (the next load starts again,
+    and the hub resumes the files it had)."""
+    job = _JOBS.get(ref.id)
+    if job is None:
+        return None
+    if not job.done.is_set():
+        from tqdm.auto import tqdm
+        log(f"waiting for {ref.id}, downloading in the background since this notebook started")
+        with tqdm(total=job.expected_bytes, unit="B", unit_scale=True, desc=ref.id) as bar:
+            while not job.done.wait(poll_s):
+                bar.update(max(0, min(arrived_bytes(ref), bar.total) - bar.n))
+            bar.update(max(0, bar.total - bar.n) if job.error is None else 0)
+    if job.error is not None:
+        del _JOBS[ref.id]
+        raise job.error
+    return job.path
+
+
 def fetch(ref: ModelRef, log=print) -> str | None:
-    """Download ``ref``'s weights with progress bars, once; return the local folder.
+    """Download ``ref``'s weights with progress bars, once; return the local folder (waiting for its
+    background download when one was started).
 
     None for a local or offline model (nothing to fetch). Only safetensors, configs and
     tokenizer files are fetched: the kit never loads pickle checkpoints."""
     if not is_hub(ref):
         return None
+    if ref.id in _JOBS:
+        return wait(ref, log=log)
     local = local_snapshot(ref)
     if local is not None:
         return local
-    from huggingface_hub import snapshot_download
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
     log(f"downloading {ref.id}: {download_gb(ref):.1f} GB (parameters x 2 bytes); progress below. "
         f"It is cached for the notebooks after this one in the same runtime.")
     enable_progress_bars()
     try:
-        return snapshot_download(ref.id, revision=ref.revision, allow_patterns=WEIGHT_FILES)
+        return snapshot(ref)
     finally:
         disable_progress_bars()
 

@@ -11,6 +11,15 @@ Where copies live (:func:`root`): ``$LLMFLATION_KEEP_DIR`` if set (``off`` switc
 off), else ``MyDrive/llmflation-lab/models/`` on Colab with Drive mounted, else nowhere: a
 local machine's hub cache already lasts.
 
+**The class's copies** (:func:`class_root`, read only): an instructor prepares the quantized
+models once, ``python -m utils.kept share <folder>`` on the class's kind of GPU, and shares the
+folder (on Drive: shared with the learners, who add it to their Drive as
+``MyDrive/llmflation-class``; anywhere else: ``$LLMFLATION_CLASS_DIR``). Every notebook that
+does not teach quantization then reads the class's copy instead of downloading the 16-bit
+checkpoint (notebook 02 still quantizes in the learner's runtime). ``python -m utils.kept check``
+says, in a learner's runtime, which copies it can use; a copy that does not match is refused
+with the reason, as a learner's own kept copy is.
+
 A copy is reused only when its manifest (:data:`MANIFEST`) matches what is asked: model id,
 revision, precision, compute dtype and the bitsandbytes version that packed it, with every
 file at its recorded size. Anything else (a half-written folder, another bitsandbytes, a
@@ -33,10 +42,12 @@ from pathlib import Path
 
 from .memory import BYTES_16, GB
 from .profiles import ModelRef
-from .results import COLAB_DRIVE, drive_folder
+from .results import COLAB_DRIVE, drive_folder, in_colab_runtime
 from .versions import installed
 
 ENV_KEEP = "LLMFLATION_KEEP_DIR"
+ENV_CLASS = "LLMFLATION_CLASS_DIR"
+CLASS_FOLDER = "llmflation-class"     # the instructor's shared folder, as learners add it to MyDrive
 MANIFEST = "llmflation-kept.json"
 FORMAT = 1
 MARGIN_GB = 1.0           # left free on the keep folder's disk after a copy is written
@@ -52,6 +63,35 @@ def root(in_colab: bool | None = None, drive: Path = COLAB_DRIVE) -> Path | None
         return Path(env).expanduser()
     folder = drive_folder(in_colab, drive)
     return folder / "models" if folder is not None else None
+
+
+def class_root(in_colab: bool | None = None, drive: Path = COLAB_DRIVE) -> Path | None:
+    """The folder of the class's shared copies (read only), or None: ``$LLMFLATION_CLASS_DIR``
+    (``off``: none), else on Colab with Drive mounted ``MyDrive/llmflation-class/models`` when the
+    instructor's shared folder has been added there."""
+    env = os.environ.get(ENV_CLASS, "").strip()
+    if env.lower() == "off":
+        return None
+    if env:
+        return Path(env).expanduser()
+    shared = drive / CLASS_FOLDER / "models"
+    return shared if in_colab_runtime(in_colab) and shared.is_dir() else None
+
+
+def class_copy(ref: ModelRef, precision: str, compute: str, log=print) -> Copy | None:
+    """The class's copy of ``ref`` at ``precision`` when this runtime can use it (a quantized
+    precision, a copy whose manifest matches), saying in one line why one that is there is not."""
+    if precision in BYTES_16:
+        return None
+    return find(class_root(), ref, precision, compute, log=log, kind="class copy")
+
+
+def compute_of(hw, precision: str) -> str:
+    """The compute dtype a load on ``hw`` uses for ``precision`` (as utils.loading chooses it),
+    which a copy's manifest must match."""
+    if precision in BYTES_16:
+        return precision
+    return "float32" if hw.device == "cpu" and hw.compute_dtype == "float16" else hw.compute_dtype
 
 
 def worth_keeping(ref: ModelRef, precision: str) -> bool:
@@ -87,21 +127,23 @@ class Copy:
         return sum(self.manifest["files"].values()) / GB
 
 
-def find(base: Path | None, ref: ModelRef, precision: str, compute: str, log=print) -> Copy | None:
+def find(base: Path | None, ref: ModelRef, precision: str, compute: str, log=print,
+         kind: str = "kept copy") -> Copy | None:
     """The kept copy of ``ref`` at ``precision`` under ``base`` when it can be reused, else None,
-    saying in one line why a copy that is there is not used."""
+    saying in one line why a copy that is there is not used (``kind`` names it: a kept copy, the
+    class copy)."""
     if base is None:
         return None
     path = folder(base, ref, precision)
     if not path.is_dir():
         return None
-    where = f"the kept copy at {path}"
+    where = f"the {kind} at {path}"
     try:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         files = dict(manifest["files"])
     except (OSError, ValueError, KeyError, TypeError) as err:
-        log(f"{where} is incomplete or damaged ({type(err).__name__}): not used; it is replaced "
-            f"when this model is kept again")
+        log(f"{where} is incomplete or damaged ({type(err).__name__}): not used"
+            + ("; it is replaced when this model is kept again" if kind == "kept copy" else ""))
         return None
     differ = [f"{k} {manifest.get(k)!r} (now {v!r})" for k, v in wanted(ref, precision, compute).items()
               if manifest.get(k) != v]

@@ -314,7 +314,8 @@ def needs_finite_check(compute: str, random_weights: bool) -> bool:
 def load_model(model: str | ModelRef, precision: str | None = None, *,
                attn_implementation: str = "sdpa", hw: Hardware | None = None,
                random_weights: bool | None = None, context: int = 2048,
-               trust_remote_code: bool = False, keep: bool = False, log=print) -> Loaded:
+               trust_remote_code: bool = False, keep: bool | Path = False, shared: bool = True,
+               log=print) -> Loaded:
     """Load ``model`` at ``precision`` with ``attn_implementation``; see the module doc.
 
     ``precision`` defaults to the hardware's compute dtype (bf16 on sm80+, fp16
@@ -326,6 +327,11 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     ``keep=True`` uses a kept copy (:mod:`utils.kept`: on Colab, on Drive) where copies are kept
     and one saves a download (a hub model in 8 or 4 bits): a matching copy from an earlier
     runtime is read instead of the hub, and without one the model is saved after loading.
+    ``keep=<folder>`` keeps the copy in that folder, whatever the model (how ``python -m
+    utils.class_copy share`` prepares a class's copies). ``shared=True`` (the default) reads the
+    class's copy (:func:`utils.kept.class_root`) of a quantized model when there is one and no
+    kept copy of the learner's own; notebook 02, which quantizes in the learner's runtime, passes
+    False.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -351,8 +357,14 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
                where="GPU's free memory" if hw.device == "cuda" else "machine's RAM", name=ref.id)
 
     source = local_path(ref)
-    keep_in = kept.root() if keep and not random_weights and kept.worth_keeping(ref, precision) else None
+    keep_in = None
+    if isinstance(keep, (str, Path)) and not random_weights:
+        keep_in = Path(keep)
+    elif keep is True and not random_weights and kept.worth_keeping(ref, precision):
+        keep_in = kept.root()
     copy = kept.find(keep_in, ref, precision, compute, log=log)
+    if copy is None and shared and not random_weights:
+        copy = kept.class_copy(ref, precision, compute, log=log)
     snapshot = None
     if copy is not None:               # quantized already: its config.json says how
         log(f"loading {kept.describe(copy)}")
@@ -382,7 +394,7 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     seconds = time.perf_counter() - start
     if copy is not None:                # the rate a kept copy really came in at (the timetable assumes one)
         took = time.perf_counter() - read_from
-        log(f"read and loaded the kept copy in {took:.1f} s ({copy.gb * 1e3 / took:.0f} MB/s)")
+        log(f"read and loaded the copy in {took:.1f} s ({copy.gb * 1e3 / took:.0f} MB/s)")
     if keep_in is not None and copy is None:     # before any forward pass (see utils.kept)
         kept.save(loaded, tokenizer, keep_in, ref, precision, compute,
                   commit=Path(snapshot).name if snapshot else None, log=log)

@@ -3,7 +3,7 @@
     python -m utils.preflight            # paste its output into a bug report
 
 Checks: hardware, the chosen profile, each model's predicted memory at each of
-the profile's precisions against VRAM (GPU) or RAM (CPU), disk space for the
+the profile's precisions against VRAM (GPU) or RAM (CPU), the kept and class copies, disk space for the
 download (weights as stored on the hub, 16-bit), hub reachability and whether
 an HF token is set (its value is never read out), attention kernels.
 """
@@ -18,8 +18,8 @@ from . import cli, rehearsal
 from .downloads import download_gb, is_hub
 from .hardware import Hardware, available_gb, detect_hardware, has_internet
 from .loading import ModelLoadError, check_weights, local_path, model_config
-from .memory import ModelShape, ModelTooLargeError, UnsupportedArchitecture, check_fits, predict_memory
-from .profiles import Profile, load_profile
+from .memory import BYTES_16, ModelShape, ModelTooLargeError, UnsupportedArchitecture, check_fits, predict_memory
+from .profiles import ModelRef, Profile, load_profile
 from .results import ResultsPathError, ResultsStore, check_writable
 
 
@@ -188,6 +188,72 @@ def kept_checks(profile: Profile, hw: Hardware) -> list[Check]:
                                      f"({need:.1f} GB of the {free:.1f} GB free), for the notebooks after it")]
 
 
+SHARED_ROLES = ("target", "baseline", "moe")        # the models the notebooks other than 02 read
+
+
+def shared_models(profile: Profile, hw: Hardware, precision: str | None = None) -> list[tuple[str, ModelRef, str]]:
+    """(role, model, precision) of each copy a class shares on ``profile`` with ``hw``
+    (utils.class_copy): the precision that fits there (as notebooks 01, 06 and 09 load it), or
+    ``precision`` for all; a role that fits in 16 bits has nothing to share (its copy would be the
+    download again), nor one that fits nowhere."""
+    out = []
+    for role in SHARED_ROLES:
+        ref = getattr(profile, role, None)
+        if ref is None:
+            continue
+        try:
+            chosen = precision or fitting_precision(profile, hw, role=role)
+        except (ModelTooLargeError, ModelLoadError, UnsupportedArchitecture):
+            continue                                # memory_checks says why
+        if chosen not in BYTES_16:
+            out.append((role, ref, chosen))
+    return out
+
+
+def class_checks(profile: Profile, hw: Hardware) -> list[Check]:
+    """Whether this runtime sees the class's shared copies (utils.class_copy) and can use each;
+    nothing where no class folder is set up (the notebooks download from the hub as usual)."""
+    from . import kept
+    base = kept.class_root()
+    if base is None:
+        return []
+    checks = []
+    for role, ref, precision in shared_models(profile, hw):
+        said: list[str] = []
+        found = kept.find(base, ref, precision, kept.compute_of(hw, precision), log=said.append, kind="class copy")
+        checks.append(Check(f"class copy ({role})", found is not None,
+                            f"{kept.describe(found)} for this runtime" if found is not None else
+                            (said[0] if said else f"{ref.id} at {precision} is not in {base}")
+                            + f": this runtime downloads its {download_gb(ref):.1f} GB instead"))
+    return checks
+
+
+def to_download(notebook: str, profile: Profile, hw: Hardware) -> list[ModelRef]:
+    """The hub models ``notebook`` ("04", or "04 speculative decoding") will download on ``profile``:
+    each model it loads, less those a kept copy or the class's copy already serves at the precision
+    that fits (notebook 02 quantizes the target's 16-bit checkpoint itself, so it always downloads
+    it) and those that fit nowhere (memory_checks says why). Cached models are left to
+    :func:`utils.downloads.start_background`, which skips them."""
+    from . import kept
+    from .downloads import EVERY_PRECISION, KEPT_ROLE, NOTEBOOK_ROLES
+    out = []
+    for role in NOTEBOOK_ROLES.get(notebook[:2], ()):
+        ref = getattr(profile, role, None)
+        if ref is None or not is_hub(ref):
+            continue
+        if not (notebook[:2] in EVERY_PRECISION and role == KEPT_ROLE):
+            try:
+                precision = fitting_precision(profile, hw, role=role)
+            except (ModelTooLargeError, ModelLoadError, UnsupportedArchitecture):
+                continue
+            compute, quiet = kept.compute_of(hw, precision), (lambda message: None)
+            mine = kept.root() if role == KEPT_ROLE and kept.worth_keeping(ref, precision) else None
+            if kept.find(mine, ref, precision, compute, log=quiet) or kept.class_copy(ref, precision, compute, log=quiet):
+                continue
+        out.append(ref)
+    return out
+
+
 def results_check(path: Path) -> Check:
     """Whether the results file can take records and be read back: checked before any measurement."""
     try:
@@ -215,7 +281,8 @@ def preflight(profile: Profile | None = None, hw: Hardware | None = None,
                                           f"detected. Use LLMFLATION_PROFILE=offline (or cpu with internet).",
                             blocking=True))
     return (checks
-            + memory_checks(profile, hw) + kept_checks(profile, hw) + network_checks(profile)
+            + memory_checks(profile, hw) + kept_checks(profile, hw) + class_checks(profile, hw)
+            + network_checks(profile)
             + attention_checks(hw))
 
 

@@ -110,6 +110,10 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
     for line in plan(notebook, prof):
         print(f"download : {line}")
     from .rehearsal import LABEL, mode
+    if not mode():          # the downloads come in while the instructor introduces the notebook
+        from .downloads import start_background
+        from .preflight import to_download
+        start_background(to_download(notebook, prof, hw), log=lambda m: print(f"download : {m}"))
     if mode():
         print(f"REHEARSAL: {LABEL} ({'reduced architectures' if mode() == 'reduced' else 'real size'}); "
               f"quality figures and their checkpoints mean nothing here")

@@ -1,0 +1,103 @@
+"""The instructor's tool: prepare the class's quantized models once, and check them from a learner's runtime.
+
+    python -m utils.class_copy share <folder>            # on the class's kind of GPU (a Colab T4)
+    python -m utils.class_copy check [<folder>]          # in a learner's runtime: which copies it can use
+
+Without a shared copy every learner's runtime downloads each model's 16-bit checkpoint in every
+notebook and bitsandbytes quantizes it again (:mod:`utils.timetable` counts it). ``share`` loads
+each quantized model the notebooks read on the profile (the target, the larger baseline and the
+mixture of experts, at the precision that fits the GPU) and saves it, as loaded, to ``<folder>``
+in the kit's kept-copy format with its manifest (:mod:`utils.kept`). Share that folder with the
+learners; on Colab each adds it to their Drive as ``MyDrive/llmflation-class`` (or points
+``$LLMFLATION_CLASS_DIR`` at it), and every notebook except 02 (which teaches quantizing) reads
+it instead of the hub. A copy is made with one bitsandbytes version and compute dtype; a learner's
+runtime with another refuses it with the reason and downloads as before, so prepare it on the
+class's kind of GPU and Colab image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import cli, kept
+from .memory import check_precision
+from .preflight import shared_models
+from .profiles import ModelRef, Profile
+
+def check(folder: Path | None, profile: Profile, hw, precision: str | None = None, log=print) -> bool:
+    """Say, one line per shared model, whether this runtime can use the class's copy in ``folder``
+    (the class folder this runtime sees when None); True when every one can."""
+    folder = folder if folder is not None else kept.class_root()
+    if folder is None:
+        log(f"no class folder here: add the instructor's shared folder to your Drive as "
+            f"MyDrive/{kept.CLASS_FOLDER} (with a models/ folder in it), or set ${kept.ENV_CLASS}")
+        return False
+    ok = True
+    for role, ref, chosen in shared_models(profile, hw, precision):
+        why: list[str] = []
+        copy = kept.find(folder, ref, chosen, kept.compute_of(hw, chosen), log=why.append, kind="class copy")
+        if copy is not None:
+            log(f"[ok] {role}: {kept.describe(copy)}")
+        else:
+            ok = False
+            log(f"[!!] {role}: {ref.id} at {chosen}: " + (why[0] if why else f"no copy in {folder}")
+                + " - this runtime downloads its 16-bit checkpoint instead")
+    return ok
+
+
+def share(folder: Path, profile: Profile, hw, precision: str | None = None, log=print) -> bool:
+    """Load each model of :func:`utils.preflight.shared_models` and keep it in ``folder`` (a copy already there that
+    matches is loaded, which checks it reads back); then :func:`check` the folder."""
+    from .loading import free, load_model
+    planned = shared_models(profile, hw, precision)
+    if not planned:
+        log(f"nothing to share on profile {profile.name} here: every model fits in 16 bits, so a copy "
+            f"would be the download again")
+        return False
+    need = sum(predicted_gb(ref, p, hw) for _, ref, p in planned)
+    log(f"sharing {len(planned)} model(s), about {need:.1f} GB, in {folder}")
+    for role, ref, chosen in planned:
+        log(f"{role}: {ref.id} at {chosen}")
+        free(load_model(ref, chosen, hw=hw, keep=folder, shared=False, log=log))
+    return check(folder, profile, hw, precision, log=log)
+
+
+def predicted_gb(ref: ModelRef, precision: str, hw) -> float:
+    """A copy's size: the predicted weight memory, which a saved copy matches (tests/test_kept.py)."""
+    from .loading import model_config
+    from .memory import ModelShape, predict_memory
+    shape = ModelShape.from_config(model_config(ref))
+    return predict_memory(shape, precision, compute_dtype=kept.compute_of(hw, precision)).weights_gb
+
+
+@cli.command
+def main(argv=None) -> int:
+    from .hardware import detect_hardware
+    from .profiles import load_profile
+    parser = argparse.ArgumentParser(description="Prepare the class's quantized models once, or check "
+                                                 "which of them this runtime can use.")
+    parser.add_argument("action", choices=("share", "check"))
+    parser.add_argument("folder", nargs="?", type=Path,
+                        help=f"the class folder (check: default the one this runtime sees, ${kept.ENV_CLASS} "
+                             f"or MyDrive/{kept.CLASS_FOLDER}/models)")
+    parser.add_argument("--profile", default=None, help="default: the one chosen for this hardware")
+    parser.add_argument("--precision", default=None, help="one quantized precision for every model "
+                                                          "(default: the one that fits this GPU)")
+    args = parser.parse_args(argv)
+    if args.action == "share" and args.folder is None:
+        parser.error("share needs the folder to write the copies to")
+    if args.precision is not None:
+        try:
+            check_precision(args.precision)
+        except ValueError as err:
+            parser.error(str(err))
+    hw = detect_hardware()
+    profile = load_profile(args.profile, hw)
+    act = share if args.action == "share" else check
+    return 0 if act(args.folder, profile, hw, args.precision) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
