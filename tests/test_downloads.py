@@ -59,9 +59,9 @@ def test_the_class_table_counts_repeat_downloads_in_fresh_runtimes():
     assert lines[0].startswith("01  Qwen/Qwen3-8B 16.4 GB") and "29.5 GB" in lines[5]
     fresh, once = [float(x) for x in __import__("re").findall(r"([\d.]+) GB", lines[-1])]
     assert lines[7].startswith("09  ") and "6.6 GB" in lines[7]       # 09 adds the MoE
-    assert once == pytest.approx(16.4 + 1.2 + 29.5 + 6.6, abs=0.2)     # each model once
-    # the target in each of 01-06, 08 and 09; the baseline in 06 and 09
-    assert fresh == pytest.approx(8 * 16.4 + 1.2 + 2 * 29.5 + 6.6, abs=0.5)
+    assert once == pytest.approx(16.4 + 3.4 + 1.2 + 29.5 + 6.6, abs=0.2)     # each model once (02's small: 3.4)
+    # the target in each of 01-06, 08 and 09; the baseline in 06 and 09; the small 16-bit model in 02
+    assert fresh == pytest.approx(8 * 16.4 + 3.4 + 1.2 + 2 * 29.5 + 6.6, abs=0.5)
 
 
 @pytest.fixture
@@ -135,7 +135,20 @@ def test_the_first_cell_starts_only_what_no_copy_serves(tmp_path, monkeypatch, h
     (copy / kept.MANIFEST).write_text(json.dumps(dict(
         kept.wanted(profile.target, "nf4", "float16"), files={"model.safetensors": 64}, saved="2026-11-23")))
     assert to_download("06 larger baseline", profile, t4) == [profile.baseline]
-    assert to_download("02 quantization", profile, t4) == [profile.target]
+    assert to_download("02 quantization", profile, t4) == [profile.target, profile.small]   # 16-bit: it quantizes
     assert to_download("04", profile, t4) == [profile.draft]
     assert to_download("07", profile, t4) == []
     assert to_download("01", get_profile("offline"), t4) == []
+
+
+def test_a_notebooks_first_cell_starts_its_downloads(hub_stand_in, monkeypatch, capsys):
+    from utils import downloads, preflight, session
+    serve, release, served = hub_stand_in
+    draft = ModelRef("Qwen/Qwen3-0.6B", "main")
+    monkeypatch.setattr(preflight, "to_download", lambda notebook, profile, hw: [draft])
+    monkeypatch.setattr(downloads, "snapshot", serve)
+    session.start("04 speculative decoding")
+    assert "download : started in the background: Qwen/Qwen3-0.6B" in capsys.readouterr().out
+    release.set()
+    downloads.wait(draft, log=lambda m: None)
+    assert served == [draft.id]

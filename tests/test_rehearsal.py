@@ -324,6 +324,12 @@ def test_every_notebook_runs_for_the_gpu_profiles_at_reduced_size(profile, tmp_p
     import nbformat
     curve = nbformat.read(tmp_path / "executed" / "07_cost_curve.ipynb", as_version=4)
     printed = "\n".join(o.get("text", "") for c in curve.cells for o in c.get("outputs", []))
+    quantization = nbformat.read(tmp_path / "executed" / "02_quantization.ipynb", as_version=4)
+    said = "\n".join(o.get("text", "") for c in quantization.cells for o in c.get("outputs", []))
+    if profile == "t4":      # the 8B fits only quantized: 16 bits against 8 and 4 is measured on the small model
+        assert all(f"Qwen/Qwen3-1.7B {p}" in said for p in ("float32", "int8", "nf4")), said[-2000:]
+    else:
+        assert "itself ran unquantized" in said
     if profile == "t4":
         # the 8B does not fit a T4 in 16 bits: 4-bit's factor is taken against the 16-bit model on
         # the cheapest GPU that holds it, and the curve states that basis

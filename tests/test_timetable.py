@@ -80,7 +80,8 @@ def test_a_target_kept_on_drive_replaces_its_download_after_the_first_notebook()
     assert precision == "nf4" and 5 < copy_gb < fresh["01_measuring_cost"] / 2    # 4-bit: a third of 16-bit
     writers = [nb for nb, t in per.items() if t.writes_copy]
     assert writers == ["01_measuring_cost"]
-    assert per["01_measuring_cost"].download_gb == per["02_quantization"].download_gb == fresh["01_measuring_cost"]
+    assert per["01_measuring_cost"].download_gb == fresh["01_measuring_cost"]
+    assert per["02_quantization"].download_gb == fresh["02_quantization"]     # the 16-bit checkpoints it quantizes
     assert per["02_quantization"].drive_gb == 0              # it needs the 16-bit checkpoint: no copy to read too
     for nb in ("03_attention_kernels", "05_batching", "08_serving"):
         assert per[nb] == (0.0, copy_gb, False)
@@ -115,3 +116,49 @@ def test_a_header_without_the_table_or_a_notebook_outside_the_plan_is_refused():
         timetable.header_table("09_moe")
     with pytest.raises(ValueError, match="positive number of MB/s"):
         timetable.header_table("02_quantization", download_mb_s=-5)     # the page's rule, in the headers too
+
+
+def test_the_core_track_fits_a_colab_t4_class_with_its_slack_at_25_mb_s():
+    plan = timetable.class_plan(timetable.CLASS_RATE_MB_S)
+    assert timetable.CLASS_RATE_MB_S == 25 and list(plan) == list(timetable.CORE)
+    total = timetable.class_total(plan)
+    assert timetable.SESSION_MIN - total >= timetable.SLACK_MIN, (
+        f"the core track takes {total} min: cut talk or exercises in CORE, or a notebook's run")
+    page = timetable.build()
+    assert f"= {total} min of {timetable.SESSION_MIN}: {timetable.SESSION_MIN - total} min to spare.**" in page
+    # the same plan at a slow rate no longer fits: the check can fail
+    assert timetable.SESSION_MIN - timetable.class_total(timetable.class_plan(5)) < timetable.SLACK_MIN
+
+
+def test_the_core_track_counts_each_runtimes_transfers_behind_the_talk_and_a_t4_estimate():
+    plan = timetable.class_plan(25)
+    fresh, _ = timetable.downloads("t4")
+    quantize = plan["02_quantization"]
+    assert quantize["class_gb"] == 0 and quantize["hub_gb"] == fresh["02_quantization"] > fresh["01_measuring_cost"]  # + its 16-bit model
+    assert plan["01_measuring_cost"]["hub_gb"] == 0 and 5 < plan["01_measuring_cost"]["class_gb"] < 8   # NF4, not 16.4 GB
+    for row in plan.values():
+        transfer = timetable.download_minutes(row["hub_gb"] + row["class_gb"], 25)
+        assert row["transfer_min"] == transfer and row["wait_min"] == max(0, transfer - row["talk"])
+        assert row["total"] == row["talk"] + row["exercises"] + row["wait_min"] + row["run_min"]
+    run, how = timetable.t4_estimate()
+    rehearsed = timetable.gpu_rehearsal()
+    assert set(run) == set(rehearsed) and all(run[nb] > rehearsed[nb] for nb in run)    # full runs take longer
+    assert "estimate" in timetable.build() and "x 5.33 for the t4 profile's full runs" in how
+
+
+def test_a_late_class_is_told_what_to_cut_first():
+    plan = timetable.class_plan()
+    cuts = timetable.late_cuts(plan)
+    assert cuts[0] == ("set 06's exercise as homework", plan["06_larger_baseline"]["exercises"])
+    run = next(m for what, m in cuts if what.startswith("show 06"))
+    assert run == plan["06_larger_baseline"]["run_min"] + plan["06_larger_baseline"]["wait_min"]
+    assert "cut in this order: set 06's exercise as homework" in timetable.build()
+
+
+def test_one_t4_memory_figure_in_the_profile_the_emulation_and_the_timetable():
+    from utils.emulate import TARGETS, described
+    from utils.profiles import get_profile
+    t4 = TARGETS["t4"]
+    assert described(t4).vram_gb == t4.usable_gb < 15.84        # torch's total on a Colab T4, less the CUDA context
+    assert f"{t4.usable_gb:g} GB usable" in get_profile("t4").description
+    assert f"the kit plans with {t4.usable_gb:.1f} GB of a T4" in timetable.build()

@@ -72,6 +72,28 @@ def predicted_gb(ref: ModelRef, precision: str, hw) -> float:
     return predict_memory(shape, precision, compute_dtype=kept.compute_of(hw, precision)).weights_gb
 
 
+def transfers(profile: Profile, hw) -> dict[str, "Transfer"]:
+    """Per notebook ("01", ...), the GB it moves in a fresh runtime when the class shares its copies:
+    read from the class folder (each shared model, at its copy's size), downloaded from the hub
+    (notebook 02's 16-bit checkpoints, which it quantizes itself, and every model not shared).
+    Computed, as the timetable counts it."""
+    from .downloads import EVERY_PRECISION, NOTEBOOK_ROLES, Transfer, download_gb
+    shared = {role: (ref, precision) for role, ref, precision in shared_models(profile, hw)}
+    out = {}
+    for nb, roles in NOTEBOOK_ROLES.items():
+        hub = drive = 0.0
+        for role in roles:
+            ref = getattr(profile, role, None)
+            if ref is None:
+                continue
+            if role in shared and nb not in EVERY_PRECISION:
+                drive += predicted_gb(*shared[role], hw)
+            else:
+                hub += download_gb(ref)
+        out[nb] = Transfer(hub, drive)
+    return out
+
+
 @cli.command
 def main(argv=None) -> int:
     from .hardware import detect_hardware

@@ -30,7 +30,7 @@ from .profiles import ModelRef, Profile
 
 # The profile models each notebook loads (00 and 07 load none).
 NOTEBOOK_ROLES = {
-    "01": ("target",), "02": ("target",), "03": ("target",), "04": ("target", "draft"),
+    "01": ("target",), "02": ("target", "small"), "03": ("target",), "04": ("target", "draft"),
     "05": ("target",), "06": ("target", "baseline"), "08": ("target",), "09": ("target", "baseline", "moe"),
 }
 WEIGHT_FILES = ["*.safetensors", "*.json", "*.txt", "*.model", "*.tiktoken"]   # never pickles
@@ -119,11 +119,12 @@ class Job:
 _JOBS: dict[str, Job] = {}          # by model id: this runtime's background downloads
 
 
-def start_background(refs: list[ModelRef], download: Callable[[ModelRef], str] = snapshot,
+def start_background(refs: list[ModelRef], download: Callable[[ModelRef], str] | None = None,
                      log=print) -> list[ModelRef]:
     """Start downloading the hub models of ``refs`` that are neither cached nor started yet, one
     after the other in a background thread; returns those started. A failure is kept and raised
     by :func:`wait` in the cell that needs the model."""
+    download = download or snapshot
     todo = [r for r in dict.fromkeys(refs) if is_hub(r) and r.id not in _JOBS and not cached(r)]
     if not todo:
         return []

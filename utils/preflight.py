@@ -19,7 +19,7 @@ from .downloads import download_gb, is_hub
 from .hardware import Hardware, available_gb, detect_hardware, has_internet
 from .loading import ModelLoadError, check_weights, local_path, model_config
 from .memory import BYTES_16, ModelShape, ModelTooLargeError, UnsupportedArchitecture, check_fits, predict_memory
-from .profiles import ModelRef, Profile, load_profile
+from .profiles import ROLES, ModelRef, Profile, load_profile
 from .results import ResultsPathError, ResultsStore, check_writable
 
 
@@ -48,9 +48,9 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
     checks = []
     available = available_gb(hw)
     where = "GPU" if hw.device == "cuda" else "RAM"
-    for role in ("target", "draft", "baseline", "moe"):
+    for role in ROLES:
         ref = getattr(profile, role, None)
-        if ref is None:                   # a profile without a mixture of experts
+        if ref is None:                   # a profile without a mixture of experts or a small model
             continue
         try:
             shape = ModelShape.from_config(model_config(ref))
@@ -138,7 +138,7 @@ def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role:
 
 
 def network_checks(profile: Profile) -> list[Check]:
-    refs = [r for r in (getattr(profile, role, None) for role in ("target", "draft", "baseline", "moe")) if r]
+    refs = [r for r in (getattr(profile, role, None) for role in ROLES) if r]
     if all(r.is_offline for r in refs):
         return [Check("internet", True, "not needed: the offline profile uses the kit's own models")]
     online = has_internet()
@@ -232,7 +232,7 @@ def to_download(notebook: str, profile: Profile, hw: Hardware) -> list[ModelRef]
     """The hub models ``notebook`` ("04", or "04 speculative decoding") will download on ``profile``:
     each model it loads, less those a kept copy or the class's copy already serves at the precision
     that fits (notebook 02 quantizes the target's 16-bit checkpoint itself, so it always downloads
-    it) and those that fit nowhere (memory_checks says why). Cached models are left to
+    it, and its 16-bit model) and those that fit nowhere (memory_checks says why). Cached models are left to
     :func:`utils.downloads.start_background`, which skips them."""
     from . import kept
     from .downloads import EVERY_PRECISION, KEPT_ROLE, NOTEBOOK_ROLES
@@ -241,7 +241,7 @@ def to_download(notebook: str, profile: Profile, hw: Hardware) -> list[ModelRef]
         ref = getattr(profile, role, None)
         if ref is None or not is_hub(ref):
             continue
-        if not (notebook[:2] in EVERY_PRECISION and role == KEPT_ROLE):
+        if notebook[:2] not in EVERY_PRECISION:      # 02 quantizes each of its models itself
             try:
                 precision = fitting_precision(profile, hw, role=role)
             except (ModelTooLargeError, ModelLoadError, UnsupportedArchitecture):

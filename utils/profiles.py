@@ -19,7 +19,10 @@ REQUIRED = ("description", "device", "target", "draft", "baseline", "precisions"
 
 
 OPTIONAL = ("min_vram_gb", "step_budget_s")
-OPTIONAL_MODELS = ("moe",)          # a mixture of experts for notebook 09 (a profile may have none)
+# A mixture of experts for notebook 09, and a model that fits the GPU in 16 bits for notebook 02 where the
+# target fits only quantized (a profile may have neither).
+OPTIONAL_MODELS = ("moe", "small")
+ROLES = ("target", "draft", "baseline") + OPTIONAL_MODELS
 MODEL_KEYS = ("id", "revision")
 
 
@@ -62,6 +65,7 @@ class Profile:
     min_vram_gb: float | None = None
     extra: dict = field(default_factory=dict)
     moe: ModelRef | None = None
+    small: ModelRef | None = None
 
 
 def _read_tables(with_sources: bool = False):

@@ -52,6 +52,26 @@ BREAK_MIN = 10
 OPTIONAL = ("09_mixture_of_experts", "08_serving", "06_larger_baseline")
 
 
+# The 3-hour Colab T4 class: the core track. The mission's path (measure, quantize, attention, speculative
+# decoding, batching, the larger baseline, the cost curve), each notebook with the one exercise it teaches
+# there: (talk, exercises, the exercises). Notebooks 08 and 09 and the other exercises are optional modules
+# or a second session. The plan's choices, the instructor's to change; the test holds them to the slack.
+CORE = {
+    "00_setup_preflight": (5, 2, (1,)), "01_measuring_cost": (7, 4, (1,)), "02_quantization": (10, 5, (1,)),
+    "03_attention_kernels": (7, 4, (1,)), "04_speculative_decoding": (7, 4, (1,)), "05_batching": (6, 4, (1,)),
+    "06_larger_baseline": (7, 3, (1,)), "07_cost_curve": (6, 4, (1,)),
+}
+CLASS_PROFILE = "t4"
+# The class plans at half the assumed rate: hub rates on Colab are reported from ~1 MB/s with stalls
+# (huggingface_hub#4528) to ~55 MB/s (huggingface_hub#4085).
+CLASS_RATE_MB_S = 25.0
+SLACK_MIN = 20
+# When the class runs late, cut in this order: an exercise set as homework saves its minutes; a notebook
+# shown from its stored solution (solutions/, outputs kept) saves its T4 run and its wait.
+LATE_CUTS = (("06_larger_baseline", "exercise"), ("03_attention_kernels", "exercise"), ("05_batching", "exercise"),
+             ("06_larger_baseline", "run"), ("03_attention_kernels", "run"))
+
+
 def cpu_timings() -> dict:
     """The measured CPU run of every solved notebook, with the machine and date."""
     return json.loads(CPU_TIMINGS.read_text(encoding="utf-8"))
@@ -88,6 +108,84 @@ def kept(profile_name: str = "t4") -> tuple[str, float, dict]:
     precision, copy_gb = kept_copy_gb(profile, described(TARGETS["t4"]))
     per = with_kept_copy(profile, copy_gb)
     return precision, copy_gb, {nb: per.get(nb[:2], Transfer(0.0, 0.0)) for nb in PLAN}
+
+
+def t4_estimate() -> tuple[dict[str, float], str]:
+    """Seconds each notebook runs on a T4, an **estimate**, and how it was made: the rehearsal under a
+    T4's limits on an H100 (short runs), scaled to the t4 profile's full runs (tokens per measurement,
+    and notebook 04's draft lengths), with notebook 02's small 16-bit model added (its loads at its
+    size against the target's), and slowed by the T4's roofline where that is slower than the H100's
+    measured step (bitsandbytes NF4 at batch 1 is host-bound on the H100)."""
+    from .cost import roofline_tokens_per_s
+    from .data import gpu
+    from .loading import model_config
+    from .memory import ModelShape
+    from .profiles import get_profile
+    from .reference import records
+    from .rehearsal import short_runs
+    full = get_profile(CLASS_PROFILE)
+    short = short_runs(full)
+    tokens = (full.warmup + full.repeats) * full.new_tokens / ((short.warmup + short.repeats) * short.new_tokens)
+    drafts = len(full.draft_lengths) / len(short.draft_lengths)
+    target = ModelShape.from_config(model_config(full.target))
+    t4_step = 1 / roofline_tokens_per_s(target, "nf4", gpu("T4")["bandwidth_gbs"], compute_dtype="float16")
+    h100 = next(r["metrics"]["decode_tok_s"]["median"] for r in records("h100_qwen3-8b")
+                if r["step"] == "precision" and r["settings"]["precision"] == "nf4" and r["metrics"]["batch"] == 1)
+    slower = max(1.0, t4_step * h100)
+    small = (ModelShape.from_config(model_config(full.small)).params / target.params * 3 / len(full.precisions)
+             if full.small is not None else 0.0)
+    out = {}
+    for nb, seconds in gpu_rehearsal().items():
+        scale = tokens * slower * (drafts if nb.startswith("04") else 1) * (1 + small if nb.startswith("02") else 1)
+        out[nb] = seconds * scale
+    how = (f"the rehearsal under a T4's limits on an H100 (`datasets/reference/{GPU_REHEARSAL}.md`, short runs) x "
+           f"{tokens:.2f} for the t4 profile's full runs ({full.warmup} + {full.repeats} runs of {full.new_tokens} "
+           f"tokens against {short.warmup} + {short.repeats} of {short.new_tokens}, loading included, so an "
+           f"overestimate there), x {drafts:g} more draft lengths in 04, + {small:.0%} in 02 for its small 16-bit "
+           f"model, x {slower:.2f} for the T4's bandwidth (its NF4 roofline step for the 8B, {t4_step * 1e3:.0f} ms, "
+           f"against the {1e3 / h100:.0f} ms the H100 measured: host-bound, and a Colab host is no faster)")
+    return out, how
+
+
+def class_plan(download_mb_s: float = CLASS_RATE_MB_S) -> dict[str, dict]:
+    """The core track on Colab T4s with the class's shared copies (utils.class_copy), per notebook: its
+    talk, exercises, what it moves in its fresh runtime (hub downloads, class copies), the minutes that
+    takes at ``download_mb_s``, the wait left after the talk (each notebook's first cell starts its
+    downloads, learners run it as the talk begins), and its T4 run (estimate)."""
+    from .class_copy import transfers
+    from .emulate import TARGETS, described
+    from .profiles import get_profile
+    check_rate(download_mb_s)
+    moved = transfers(get_profile(CLASS_PROFILE), described(TARGETS["t4"]))
+    run, _ = t4_estimate()
+    plan = {}
+    for nb, (talk, ex, exercises) in CORE.items():
+        t = moved.get(nb[:2])
+        gb = t.total_gb if t is not None else 0.0
+        transfer = download_minutes(gb, download_mb_s)
+        wait = max(0, transfer - talk)
+        gpu_min = minutes(run[nb]) if nb in run else 0
+        plan[nb] = dict(talk=talk, exercises=ex, which=exercises, hub_gb=t.download_gb if t else 0.0,
+                        class_gb=t.drive_gb if t else 0.0, transfer_min=transfer, wait_min=wait, run_min=gpu_min,
+                        total=talk + ex + wait + gpu_min)
+    return plan
+
+
+def class_total(plan: dict[str, dict]) -> int:
+    """Minutes the core track takes: its notebooks and the break."""
+    return sum(row["total"] for row in plan.values()) + BREAK_MIN
+
+
+def late_cuts(plan: dict[str, dict]) -> list[tuple[str, int]]:
+    """What to cut, in order, when the class runs late, with the minutes each saves."""
+    out = []
+    for nb, what in LATE_CUTS:
+        row = plan[nb]
+        if what == "exercise":
+            out.append((f"set {nb[:2]}'s exercise as homework", row["exercises"]))
+        else:
+            out.append((f"show {nb[:2]} from its stored solution instead of running it", row["run_min"] + row["wait_min"]))
+    return out
 
 
 def minutes(seconds: float) -> int:
@@ -162,9 +260,9 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
     gpu_min = minutes(sum(gpu.values()))
     a100_per, a100_once = downloads("a100-80")
     a100_fresh = sum(a100_per.values())
-    lines += [
+    lines += class_section() + [
         "",
-        "## The 3-hour plan",
+        "## The 3-hour plan, every notebook",
         "",
         f"- talk {talk} min + exercises {exercises} min + one break {BREAK_MIN} min = "
         f"{teaching} min of teaching.",
@@ -185,6 +283,65 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         "Clock (CPU room): " + clock(),
     ]
     return "\n".join(lines) + "\n"
+
+
+def class_section(download_mb_s: float = CLASS_RATE_MB_S) -> list[str]:
+    """The page's section on the core track for a Colab T4 class (:func:`class_plan`)."""
+    from .class_copy import predicted_gb
+    from .emulate import TARGETS, described
+    from .preflight import shared_models
+    from .profiles import get_profile
+    plan, (_, how) = class_plan(download_mb_s), t4_estimate()
+    t4 = TARGETS["t4"]
+    shared = shared_models(get_profile(CLASS_PROFILE), described(t4))
+    folder_gb = sum(predicted_gb(ref, precision, described(t4)) for _, ref, precision in shared)
+    total = class_total(plan)
+    slack = SESSION_MIN - total
+    lines = [
+        "",
+        f"## The 3-hour Colab T4 class: the core track",
+        "",
+        "The mission's path, each notebook with one exercise; notebooks 08 and 09 and the other exercises are "
+        "optional modules or a second session (`utils/timetable.py`, `CORE`). It runs as one class:",
+        "",
+        f"- **The class's copies, prepared once.** Before class, on a Colab T4, the instructor runs "
+        f"`python -m utils.class_copy share <folder>`: {', '.join(f'{r.id} in {p}' for _, r, p in shared)}, "
+        f"{folder_gb:.1f} GB in the kit's kept-copy format with its manifest (computed: the predicted weight memory; "
+        f"the instructor's Drive needs that much, and a free Google account has 15 GB). Learners add the shared folder "
+        f"to their Drive as `MyDrive/llmflation-class`; `python -m utils.class_copy check` or the preflight says "
+        f"whether their runtime can use it. Every notebook except 02 reads it instead of the hub; 02 downloads the "
+        f"16-bit checkpoints it quantizes.",
+        "- **The wait behind the talk.** Each notebook's first cell starts its downloads in the background; learners "
+        "run it as the instructor starts the notebook's talk, and only what is still coming when the talk ends is a "
+        "wait (the cell that loads the model shows it as a progress bar).",
+        f"- **Downloads and class copies at {download_mb_s:g} MB/s**, an assumption: half the rate the page's other "
+        f"plans assume (hub rates on Colab are reported from about 1 to 55 MB/s); the class copies are read at the "
+        f"same rate.",
+        f"- **T4 run, an estimate** (no notebook has been timed on a real T4 yet): {how}.",
+        f"- **Memory:** the kit plans with {t4.usable_gb:.1f} GB of a T4 (emulation, preflight and the t4 profile): "
+        f"{t4.source}.",
+        "",
+        f"| notebook | talk min | exercises | moves in its runtime | at {download_mb_s:g} MB/s | wait after the talk "
+        f"| T4 run, estimate | minutes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for nb, row in plan.items():
+        moved = " + ".join(part for part in (f"{row['hub_gb']:.1f} GB from the hub" if row["hub_gb"] else "",
+                                             f"{row['class_gb']:.1f} GB class copy" if row["class_gb"] else "")
+                           if part) or "nothing"
+        which = ", ".join(str(e) for e in row["which"])
+        lines.append(f"| {nb} | {row['talk']} | {row['exercises']} min (exercise {which}) | {moved} | "
+                     f"{row['transfer_min']} min | {row['wait_min']} min | {row['run_min']} min | {row['total']} |")
+    cuts = late_cuts(plan)
+    lines += [
+        "",
+        f"**{total - BREAK_MIN} min of notebooks + a {BREAK_MIN}-min break = {total} min of {SESSION_MIN}: "
+        + (f"{slack} min to spare.**" if slack >= 0 else f"{-slack} min over.**")
+        + f" The plan keeps at least {SLACK_MIN} (tests/test_timetable.py fails when it does not).",
+        "",
+        "When the class runs late, cut in this order: " + "; ".join(f"{what} ({m} min)" for what, m in cuts) + ".",
+    ]
+    return lines
 
 
 def gpu_room(teaching: int, transfer_min: dict[str, tuple[int, dict[str, int]]], gpu_min: int) -> str:
