@@ -66,7 +66,7 @@ def share(folder: Path, profile: Profile, hw, precision: str | None = None, log=
 
 def predicted_gb(ref: ModelRef, precision: str, hw) -> float:
     """A copy's size: the predicted weight memory, which a saved copy matches (tests/test_kept.py)."""
-    from .loading import model_config
+    from .refs import model_config
     from .memory import ModelShape, predict_memory
     shape = ModelShape.from_config(model_config(ref))
     return predict_memory(shape, precision, compute_dtype=kept.compute_of(hw, precision)).weights_gb

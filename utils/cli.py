@@ -17,7 +17,7 @@ USER_ERROR_STATUS = 2
 def user_errors() -> tuple[type[BaseException], ...]:
     """The kit's exceptions that describe a user's mistake (imported late: no import cycles)."""
     from .emulate import EmulationError
-    from .loading import ModelLoadError
+    from .refs import ModelLoadError
     from .memory import ModelTooLargeError
     from .profiles import ProfileError
     from .rehearsal import RehearsalError

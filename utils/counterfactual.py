@@ -51,7 +51,7 @@ def fits(shape: ModelShape, precision: str, key: str, context: int) -> bool:
 
 def shape_of(model_id: str) -> ModelShape | None:
     """The real (never shrunk) shape of a model the kit knows, or None."""
-    from .loading import real_config
+    from .refs import real_config
     from .profiles import ModelRef
     try:
         return ModelShape.from_config(real_config(ModelRef(model_id)))

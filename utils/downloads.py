@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple
 
 from .memory import GB, ModelShape
 from .profiles import ModelRef, Profile
+from .refs import local_path, model_config
 
 # The profile models each notebook loads (00 and 07 load none).
 NOTEBOOK_ROLES = {
@@ -38,7 +39,6 @@ WEIGHT_FILES = ["*.safetensors", "*.json", "*.txt", "*.model", "*.tiktoken"]   #
 
 def is_hub(ref: ModelRef) -> bool:
     """Whether ``ref`` comes from the hub (not the offline models, not a local folder)."""
-    from .loading import local_path
     return local_path(ref) is None
 
 
@@ -47,7 +47,6 @@ def download_gb(ref: ModelRef) -> float:
     folder): parameters from the config x 2 bytes."""
     if not is_hub(ref):
         return 0.0
-    from .loading import model_config
     return ModelShape.from_config(model_config(ref)).params * 2 / GB
 
 
@@ -208,18 +207,6 @@ def totals(per: dict[str, dict[str, float]]) -> tuple[float, float]:
 # use the copy (no keep=True there: reading it would add to the download, not replace it).
 KEPT_ROLE = "target"
 EVERY_PRECISION = ("02",)
-
-
-def kept_copy_gb(profile: Profile, hw) -> tuple[str, float]:
-    """The precision ``profile``'s target is kept in on ``hw`` (the one that fits there, as
-    notebook 01 loads it) and its copy's GB: the predicted weight memory, which a saved copy
-    matches (tests/test_kept.py)."""
-    from .loading import model_config
-    from .memory import predict_memory
-    from .preflight import fitting_precision
-    precision = fitting_precision(profile, hw)
-    shape = ModelShape.from_config(model_config(getattr(profile, KEPT_ROLE)))
-    return precision, predict_memory(shape, precision, compute_dtype=hw.compute_dtype).weights_gb
 
 
 class Transfer(NamedTuple):

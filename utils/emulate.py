@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
+from .machine import Hardware, bf16_native, sdpa_backends_for
+
 ENV = "LLMFLATION_EMULATE"
 
 
@@ -66,8 +68,6 @@ def emulate(hw, target: Emulated, *, apply_limits: bool = True):
     Raises EmulationError on a CPU, or on a GPU smaller or older than the target
     (emulation only takes capabilities away).
     """
-    from .hardware import bf16_native, sdpa_backends_for
-
     if hw.device != "cuda":
         raise EmulationError(f"emulating a {target.name} needs a CUDA GPU to impose its limits on; "
                              f"this machine has none (unset {ENV})")
@@ -87,7 +87,6 @@ def emulate(hw, target: Emulated, *, apply_limits: bool = True):
 def described(target: Emulated):
     """A machine with ``target``'s limits, described rather than detected (no GPU needed): what
     the kit computes for that GPU (what fits, in which precision) on any machine."""
-    from .hardware import Hardware, bf16_native, sdpa_backends_for
     cc = target.compute_capability
     return Hardware(device="cuda", gpu_name=target.name, compute_capability=cc,
                     vram_gb=target.usable_gb, bf16=bf16_native(cc), sdpa_backends=sdpa_backends_for(cc))

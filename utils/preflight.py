@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import cli, rehearsal
-from .downloads import download_gb, is_hub
+from .downloads import KEPT_ROLE, download_gb, is_hub
 from .hardware import Hardware, available_gb, detect_hardware, has_internet
-from .loading import ModelLoadError, check_weights, local_path, model_config
+from .refs import ModelLoadError, check_weights, local_path, model_config, real_config
 from .memory import BYTES_16, ModelShape, ModelTooLargeError, UnsupportedArchitecture, check_fits, predict_memory
 from .profiles import ROLES, ModelRef, Profile, load_profile
 from .results import ResultsPathError, ResultsStore, check_writable
@@ -124,7 +124,6 @@ def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role:
     candidates = candidate_precisions(profile, hw, role)
     gpu_hw = described_gpu(profile) if hw.device != "cuda" else None
     if gpu_hw is not None:
-        from .loading import real_config
         from .memory import BYTES_16
         there = _first_fitting(ModelShape.from_config(real_config(ref)),
                                candidate_precisions(profile, gpu_hw, role), gpu_hw, context)
@@ -161,12 +160,20 @@ def attention_checks(hw: Hardware) -> list[Check]:
     return [Check("attention", True, msg), Check("FlashAttention-2", True, fa2)]
 
 
+def kept_copy_gb(profile: Profile, hw) -> tuple[str, float]:
+    """The precision ``profile``'s target is kept in on ``hw`` (the one that fits there, as
+    notebook 01 loads it) and its copy's GB: the predicted weight memory, which a saved copy
+    matches (tests/test_kept.py)."""
+    precision = fitting_precision(profile, hw)
+    shape = ModelShape.from_config(model_config(getattr(profile, KEPT_ROLE)))
+    return precision, predict_memory(shape, precision, compute_dtype=hw.compute_dtype).weights_gb
+
+
 def kept_checks(profile: Profile, hw: Hardware) -> list[Check]:
     """Where model copies are kept (on Colab, Drive; utils.kept): whether the target's copy is there
     for this runtime, or that notebook 01 will save one and whether it has room. Nothing where
     copies are not kept or would save nothing (a local hub cache lasts; the offline models are on disk)."""
     from . import kept
-    from .downloads import download_gb, kept_copy_gb
     base, ref = kept.root(), profile.target
     try:
         precision, need = kept_copy_gb(profile, hw)
@@ -235,7 +242,7 @@ def to_download(notebook: str, profile: Profile, hw: Hardware) -> list[ModelRef]
     it, and its 16-bit model) and those that fit nowhere (memory_checks says why). Cached models are left to
     :func:`utils.downloads.start_background`, which skips them."""
     from . import kept
-    from .downloads import EVERY_PRECISION, KEPT_ROLE, NOTEBOOK_ROLES
+    from .downloads import EVERY_PRECISION, NOTEBOOK_ROLES
     out = []
     for role in NOTEBOOK_ROLES.get(notebook[:2], ()):
         ref = getattr(profile, role, None)

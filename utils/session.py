@@ -52,7 +52,7 @@ class Lab:
     def roofline(self, precision: str, context: int = 0, gpu_key: str | None = None) -> float:
         """Decode tokens/s ceiling at batch 1 for the profile's target in ``precision``, from the
         memory bandwidth of this machine (or of ``gpu_key``) in datasets/gpus.csv."""
-        from .loading import model_config
+        from .refs import model_config
         from .memory import ModelShape
         shape = ModelShape.from_config(model_config(self.profile.target))
         compute_dtype = self.hw.compute_dtype if gpu_key is None else "float16"  # any GPU: 2 bytes

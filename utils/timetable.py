@@ -101,7 +101,8 @@ def kept(profile_name: str = "t4") -> tuple[str, float, dict]:
     """With the target's copy kept on Drive (:mod:`utils.kept`): the precision it is kept in on a
     T4 (the one that fits there), the copy's GB, and per notebook of the plan what it downloads
     and moves to or from Drive in a fresh runtime; computed by :mod:`utils.downloads`."""
-    from .downloads import Transfer, kept_copy_gb, with_kept_copy
+    from .downloads import Transfer, with_kept_copy
+    from .preflight import kept_copy_gb
     from .emulate import TARGETS, described
     from .profiles import get_profile
     profile = get_profile(profile_name)
@@ -118,7 +119,7 @@ def t4_estimate() -> tuple[dict[str, float], str]:
     measured step (bitsandbytes NF4 at batch 1 is host-bound on the H100)."""
     from .cost import roofline_tokens_per_s
     from .data import gpu
-    from .loading import model_config
+    from .refs import model_config
     from .memory import ModelShape
     from .profiles import get_profile
     from .reference import records
