@@ -12,6 +12,7 @@ command exits non-zero without a traceback, and that nothing was lost or overwri
 
 import json
 import types
+from pathlib import Path
 
 import pytest
 
@@ -132,6 +133,34 @@ def test_a_step_that_cannot_be_measured_stops_alone_with_its_reason(tmp_path, mo
     bench.guarded("+ attention", lambda: ran.append("next"))
     assert bench.stopped == ["+ batching: impossible timing in repeat 1: ... Nothing was recorded."]
     assert ran == ["next"] and not (tmp_path / "r.jsonl").exists()
+
+
+def test_an_unexpected_error_in_one_step_stops_that_step_keeps_its_traceback_and_the_curve_is_drawn(
+        tmp_path, monkeypatch, capsys):
+    """transformers 5.24 broke continuous batching for GPT-NeoX with a TypeError inside a step: that step
+    alone stops, its traceback goes to a log beside the results, the others run and make lab draws the curve."""
+    from utils import lab
+    results = ResultsStore(tmp_path / "r.jsonl")
+
+    def measured(self):
+        add(results, "target", 100.0)
+        add(results, "+ batching", 300.0)
+
+    def broken(self):
+        raise RuntimeError("request s00 failed: PagedAttentionCache.update() missing 1 required positional "
+                           "argument: 'kwargs'")
+    monkeypatch.setattr(benchmark.Bench, "model_at", lambda self, step, role, precision: None)
+    monkeypatch.setattr(benchmark.Bench, "batching", measured)
+    monkeypatch.setattr(benchmark.Bench, "continuous", broken)
+    for name in ("attention", "speculative", "static_cache"):
+        monkeypatch.setattr(benchmark.Bench, name, lambda self: None)
+    assert lab.main(["--profile", "offline", "--results", str(results.path)]) == 1
+    out, err = capsys.readouterr()
+    log = tmp_path / "r_errors.log"
+    assert "[+ continuous batching] FAILED with an unexpected error, RuntimeError: request s00 failed" in out
+    assert "Traceback (most recent call last)" in log.read_text() and "PagedAttentionCache" in log.read_text()
+    assert "Traceback" not in out + err and (tmp_path / "cost_curve.csv").exists()
+    assert "the curve shows what it did" in err
 
 
 def test_a_run_whose_prefill_outlasts_the_whole_generation_is_refused_not_clamped(tiny_checkpoint, cpu_hw,
@@ -297,6 +326,31 @@ def test_an_absurd_price_overwrites_nothing_and_a_free_run_is_priced_at_the_rent
     assert main(["--results", str(store.path), "--price", "0"]) == 0         # free Colab, Binder
     out = capsys.readouterr().out
     assert "free to you, not free to run" in out and "inf" not in (tmp_path / "cost_curve.csv").read_text()
+
+
+def test_a_price_outside_the_known_rental_range_is_warned_about_with_the_range(tmp_path, capsys):
+    from utils.curve import main, plausible_prices
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0)
+    low, high = plausible_prices()
+    assert main(["--results", str(store.path), "--price", "2500"]) == 0        # $/month typed as $/h
+    assert f"outside the rental prices the kit knows, ${low:g} to ${high:g} per GPU-hour" in capsys.readouterr().err
+    assert main(["--results", str(store.path), "--price", "1.5"]) == 0
+    assert "outside" not in capsys.readouterr().err
+
+
+def test_a_skipped_corrupt_line_is_one_warning_without_a_line_of_the_kits_source(tmp_path):
+    import subprocess
+    import sys
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0)
+    with open(store.path, "a") as f:
+        f.write("{torn line\n")
+    done = subprocess.run([sys.executable, "-m", "utils.curve", "--results", str(store.path), "--price", "1.0",
+                           "--skip-corrupt"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "<r.jsonl>:0: UserWarning: left out:" in done.stderr and "warnings.warn" not in done.stderr
+    assert "records.append" not in done.stderr and done.stderr.count("\n") <= 2
 
 
 # --- 7. paths -------------------------------------------------------------------------------

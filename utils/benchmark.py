@@ -34,7 +34,9 @@ not measured.
 
 A step that cannot be measured (a model that does not fit or cannot load, a
 draft with another tokenizer, an impossible timing, a non-finite logit) stops
-with its reason and records nothing; the next step still runs. A step that runs
+with its reason and records nothing; the next step still runs. So does a step that
+fails with any other error (an untested library version, a bug): its traceback is kept
+in ``<results>_errors.log`` beside the results file. A step that runs
 past its time budget (the profile's ``step_budget_s``, else
 :data:`STEP_BUDGET_S`; checked before each measurement) stops there, keeping
 what it recorded. The command then exits with status 1 and lists the stopped steps.
@@ -45,6 +47,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
 
 from . import cli
 from .hardware import Hardware, configure_threads, detect_hardware
@@ -89,14 +94,29 @@ class Bench:
         self.stopped: list[str] = []      # "step: reason" for each step that stopped
         self.scored: dict = {}            # role -> its perplexity (per-token losses), for the swap
 
+    @property
+    def error_log(self) -> Path:
+        """Where an unexpected error's traceback is kept: beside the results store."""
+        return self.store.path.with_name(self.store.path.stem + "_errors.log")
+
     def guarded(self, step: str, work, *args) -> None:
-        """Run one step's ``work``; a reason it cannot be measured stops that step alone, said so."""
+        """Run one step's ``work``; a reason it cannot be measured stops that step alone, said so.
+        Any other error (a library the kit was not tested with, a bug) stops that step alone too:
+        its one-line reason is said and its traceback kept in :attr:`error_log`; the next step runs."""
         self.step_started = time.perf_counter()
         try:
             work(*args)
         except STEP_STOPS as err:
             self.stopped.append(f"{step}: {err}")
             self.log(f"[{step}] STOPPED: {err}")
+        except Exception as err:  # noqa: BLE001 - one step's failure must not cost the others
+            reason = f"{type(err).__name__}: {err}".splitlines()[0]
+            with self.error_log.open("a", encoding="utf-8") as f:
+                f.write(f"--- {datetime.now(timezone.utc).isoformat(timespec='seconds')} [{step}] "
+                        f"run {self.run_id}\n{traceback.format_exc()}\n")
+            self.stopped.append(f"{step}: unexpected error {reason} (traceback in {self.error_log})")
+            self.log(f"[{step}] FAILED with an unexpected error, {reason}; the traceback is in "
+                     f"{self.error_log}; the other steps still run")
         finally:
             free(None)                   # return a stopped step's memory before the next one
 

@@ -26,7 +26,7 @@ from . import cli
 from .cost import cost_per_million
 from .chart import marked_noise, standing
 from .timeline import technique_of
-from .data import gpu, gpu_key_for
+from .data import gpu, gpu_key_for, gpus
 from .memory import count
 from .results import CorruptResultsError, ResultsStore
 from .steps import (MODEL_CHOICES, MODEL_STEPS, TECHNIQUE_START, chain, coverage, describe, latest_runs,
@@ -317,6 +317,13 @@ def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float,
     return paths
 
 
+def plausible_prices() -> tuple[float, float]:
+    """The range of $/GPU-hour a price is believed in: a tenth of the cheapest rental price the kit
+    knows to ten times the dearest (datasets/gpus.csv)."""
+    prices = [row["price_per_hour_usd"] for row in gpus().values() if row["price_per_hour_usd"] > 0]
+    return min(prices) / 10, max(prices) * 10
+
+
 @cli.command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Write your cost curve (CSV and PNG).")
@@ -336,10 +343,18 @@ def main(argv=None) -> int:
         print(f"price: ${args.price}/h (default for {key}; pass --price for yours)" if not free else
               f"price: free to you, not free to run: priced at ${args.price}/h, what {key} costs to rent "
               f"(pass --price for another rental price)")
+    low, high = plausible_prices()
+    if args.price is not None and not low <= args.price <= high:
+        print(f"WARNING: ${args.price:g}/h is outside the rental prices the kit knows, ${low:g} to ${high:g} "
+              f"per GPU-hour (datasets/gpus.csv, a tenth of the cheapest to ten times the dearest): is it "
+              f"a price per hour?", file=sys.stderr)
     try:
         csv_path, png_path = write_curve(store, Path(args.out) if args.out else store.path.parent,
                                          args.price, skip_corrupt=args.skip_corrupt, log=print)
-    except (CorruptResultsError, ValueError) as err:
+    except CorruptResultsError as err:          # the learner's to fix, like every command's (README)
+        print(f"error: {err}", file=sys.stderr)
+        return cli.USER_ERROR_STATUS
+    except ValueError as err:
         print(f"no cost curve written: {err}", file=sys.stderr)
         return 1
     print(f"wrote {csv_path} and {png_path}")

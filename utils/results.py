@@ -279,7 +279,10 @@ class ResultsStore:
             if message not in _REPORTED:
                 _REPORTED.add(message)
                 import warnings
-                warnings.warn(f"left out: {message}", stacklevel=2)
+                # explicit, under the file's name in angle brackets: the warning shows the file and
+                # no line of the kit's source (a name in <> is never looked up as a source file)
+                warnings.warn_explicit(f"left out: {message}", UserWarning, filename=f"<{self.path.name}>",
+                                       lineno=0)
         return records
 
     def latest(self, step: str) -> dict | None:
