@@ -493,3 +493,69 @@ def test_a_budget_that_is_not_a_number_is_a_profile_fault(tmp_path, monkeypatch)
     profile_file(tmp_path, monkeypatch, **{"gpu_price_key": 'step_budget_s  = "ten minutes"\ngpu_price_key'})
     with pytest.raises(ProfileError, match="step_budget_s = 'ten minutes': expected a number >= 0"):
         get_profile("mine")
+
+
+def test_a_notebook_checks_its_results_file_at_start_and_never_loses_a_measurement(tmp_path, monkeypatch, capsys):
+    from utils.results import ResultsPathError
+    from utils.session import start
+    with pytest.raises(ResultsPathError, match="is a folder"):           # checked before measuring
+        start("01 measuring cost", profile="offline", results=str(tmp_path))
+    path = tmp_path / "r.jsonl"
+    lab = start("01 measuring cost", profile="offline", results=str(path))
+    real_write = ResultsStore.write
+
+    def disk_full(self, record):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(ResultsStore, "write", disk_full)              # the disk fills mid-notebook
+    record = lab.record("target", settings={"precision": "float32"}, metrics={"e2e_tok_s": {"median": 1.0}})
+    assert record["step"] == "target" and lab.unsaved == [record]
+    assert "NOT SAVED" in capsys.readouterr().out and not path.exists()
+    with pytest.raises(OSError):
+        lab.save_unsaved()                                             # still full: kept, not lost
+    assert lab.unsaved == [record]
+    monkeypatch.setattr(ResultsStore, "write", real_write)
+    assert lab.save_unsaved() == 1 and lab.unsaved == []
+    assert [r["step"] for r in ResultsStore(path).records()] == ["target"]
+
+
+def test_preflight_refuses_a_draft_the_benchmark_would_refuse(tmp_path, monkeypatch):
+    """Another vocabulary size, or the same size with another tokenizer: preflight says so before a download."""
+    import shutil
+
+    from utils.refs import OFFLINE_DIR
+    for fault in ("vocab", "tokenizer"):
+        draft = tmp_path / fault
+        shutil.copytree(OFFLINE_DIR / "draft", draft)
+        if fault == "vocab":
+            config = json.loads((draft / "config.json").read_text())
+            (draft / "config.json").write_text(json.dumps(dict(config, vocab_size=config["vocab_size"] + 64)))
+        else:                                   # two tokens swap ids: same size, other tokenizer
+            tok = json.loads((draft / "tokenizer.json").read_text())
+            vocab = tok["model"]["vocab"]
+            vocab["!"], vocab['"'] = vocab['"'], vocab["!"]
+            (draft / "tokenizer.json").write_text(json.dumps(tok))
+        profile_file(tmp_path, monkeypatch, **{'id = "offline:draft",    revision = "local"':
+                                               f'id = "{draft}", revision = "local"'})
+        checks = {c.name: c for c in preflight.preflight(get_profile_named("mine"))}
+        pair = checks["draft pairs with target"]
+        assert not pair.ok and "will refuse it" in pair.message
+        assert ("!= target vocab" if fault == "vocab" else "different tokenizers") in pair.message
+    profile_file(tmp_path, monkeypatch)
+    pair = {c.name: c for c in preflight.preflight(get_profile_named("mine"))}["draft pairs with target"]
+    assert pair.ok and "same tokenizer" in pair.message
+
+
+def get_profile_named(name):
+    from utils.profiles import get_profile
+    return get_profile(name)
+
+
+def test_a_gpu_profile_on_a_cpu_is_blocked_and_judged_against_the_gpu_it_describes(cpu_hw):
+    from utils.profiles import get_profile
+    checks = preflight.preflight(get_profile("t4"), cpu_hw)
+    assert any(c.name == "GPU" and c.blocking for c in checks)
+    memory = [c for c in checks if c.name.startswith("target Qwen/Qwen3-8B")]
+    assert memory and not any("RAM" in c.message for c in memory)
+    fp16 = next(c for c in memory if c.name.endswith("float16"))
+    nf4 = next(c for c in memory if c.name.endswith(" nf4"))
+    assert not fp16.ok and nf4.ok and "of the Tesla T4 this profile describes" in nf4.message

@@ -48,6 +48,7 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
     checks = []
     available = available_gb(hw)
     where = "GPU" if hw.device == "cuda" else "RAM"
+    room = (f"free on the GPU" if hw.live or hw.device != "cuda" else f"of the {hw.gpu_name} this profile describes")
     for role in ROLES:
         ref = getattr(profile, role, None)
         if ref is None:                   # a profile without a mixture of experts or a small model
@@ -67,7 +68,7 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
                 check_fits(est, available, where=where, name=ref.id)
                 checks.append(Check(f"{role} {ref.id} {precision}", True,
                                     f"{est.total_gb:.2f} GB predicted, fits in the {available:.1f} GB "
-                                    f"{'free on the GPU' if where == 'GPU' else 'of RAM free'}"))
+                                    f"{room if where == 'GPU' else 'of RAM free'}"))
                 fits_somewhere = True
             except ModelTooLargeError as err:
                 checks.append(Check(f"{role} {ref.id} {precision}", False, str(err)))
@@ -134,6 +135,29 @@ def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role:
         raise ModelTooLargeError(f"{ref.id} fits in none of {candidates} on this machine; "
                                  f"choose a smaller profile")
     return precision
+
+
+def pair_check(profile: Profile) -> list[Check]:
+    """Whether the draft can propose tokens to the target (notebook 04, the benchmark's speculative
+    step): the same vocabulary size from the configs, and, where both models are folders on this
+    machine, the same tokenizer entry by entry (utils.speculative.check_pair, as the benchmark
+    checks it). Nothing is downloaded: a hub pair's tokenizers are compared when they load."""
+    from .speculative import PairError, check_pair
+    try:
+        target, draft = model_config(profile.target), model_config(profile.draft)
+        tokenizers = None
+        folders = local_path(profile.target), local_path(profile.draft)
+        if all(folders):
+            from transformers import AutoTokenizer
+            tokenizers = [AutoTokenizer.from_pretrained(f) for f in folders]
+        check_pair(target, draft, *(tokenizers or ()))
+    except ModelLoadError:
+        return []                                   # memory_checks says why
+    except PairError as err:
+        return [Check("draft pairs with target", False, f"{profile.draft.id} for {profile.target.id}: {err}; "
+                                                         f"notebook 04 and the speculative step will refuse it")]
+    how = "same tokenizer" if tokenizers else "same vocabulary size (tokenizers compared when they load)"
+    return [Check("draft pairs with target", True, f"{profile.draft.id} for {profile.target.id}: {how}")]
 
 
 def network_checks(profile: Profile) -> list[Check]:
@@ -283,12 +307,14 @@ def preflight(profile: Profile | None = None, hw: Hardware | None = None,
               Check("profile", True, f"{profile.name}: {profile.description}")]
     if results is not None:
         checks.append(results_check(Path(results)))
+    fits_on = hw
     if profile.device == "cuda" and hw.device != "cuda":
         checks.append(Check("GPU", False, f"profile '{profile.name}' needs a CUDA GPU and none was "
                                           f"detected. Use LLMFLATION_PROFILE=offline (or cpu with internet).",
                             blocking=True))
+        fits_on = described_gpu(profile)     # what fits is judged on the GPU it describes, not this RAM
     return (checks
-            + memory_checks(profile, hw) + kept_checks(profile, hw) + class_checks(profile, hw)
+            + memory_checks(profile, fits_on) + pair_check(profile) + kept_checks(profile, hw) + class_checks(profile, hw)
             + network_checks(profile)
             + attention_checks(hw))
 

@@ -220,11 +220,20 @@ class ResultsStore:
         ``run`` the notebook session or benchmark run that measured it (:func:`new_run`):
         the cost curve prices each step from its latest run.
         """
+        return self.write(self.make_record(kind, step=step, settings=settings, metrics=metrics, hw=hw,
+                                           context=context, run=run))
+
+    def make_record(self, kind: str, *, step: str, settings: dict, metrics: dict,
+                    hw=None, context: dict | None = None, run: str | None = None) -> dict:
+        """The record :meth:`append` would write (see there), not yet written."""
         if not kind or not step:
             raise ValueError("a record needs a kind and a step name")
-        record = dict(schema=SCHEMA, kind=kind, step=step, settings=settings, metrics=metrics,
-                      learner=self.learner(), **({"run": run} if run else {}),
-                      **(context or run_context(hw)))
+        return dict(schema=SCHEMA, kind=kind, step=step, settings=settings, metrics=metrics,
+                    learner=self.learner(), **({"run": run} if run else {}),
+                    **(context or run_context(hw)))
+
+    def write(self, record: dict) -> dict:
+        """Append ``record`` (from :meth:`make_record`) and make it durable before returning it."""
         line = json.dumps(record, default=_jsonable, allow_nan=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+b") as f:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .cost import roofline_tokens_per_s
 from .data import gpu, gpu_key_for, price_key
@@ -14,7 +14,7 @@ from .hardware import Hardware, configure_threads, detect_hardware
 from .profiles import Profile, load_profile
 from .quality import heldout_text
 from .quiet import quiet_transformers
-from .results import ResultsStore, new_run, run_context
+from .results import ResultsStore, check_writable, new_run, run_context
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Lab:
     price_per_hour: float
     text: str
     run: str = ""             # this notebook session's run id: every record it makes carries it
+    unsaved: list = field(default_factory=list)   # records the store could not take (see record)
 
     @property
     def device(self) -> str:
@@ -81,8 +82,28 @@ class Lab:
         """Append one measurement, with its full context, to the results store."""
         settings = dict(settings, profile=self.profile.name, notebook=self.notebook,
                         price_per_hour=self.price_per_hour)
-        return self.store.append(kind, step=step, settings=settings, metrics=metrics,
-                                 context=run_context(self.hw), run=self.run)
+        record = self.store.make_record(kind, step=step, settings=settings, metrics=metrics,
+                                        context=run_context(self.hw), run=self.run)
+        try:
+            return self.store.write(record)
+        except OSError as err:           # the measurement is taken: never lose it
+            self.unsaved.append(record)
+            print(f"NOT SAVED: {self.store.path} cannot take the record ({err.strerror or err}). This "
+                  f"measurement is kept in this notebook ({len(self.unsaved)} in lab.unsaved): fix the file "
+                  f"or folder, then run lab.save_unsaved() (or lab.save_unsaved('another.jsonl'))")
+            return record
+
+    def save_unsaved(self, path: str | None = None) -> int:
+        """Write the records the store could not take (:attr:`unsaved`) to it, or to ``path``;
+        returns how many were written (those that still fail stay in :attr:`unsaved`)."""
+        store = ResultsStore(path) if path else self.store
+        written = 0
+        while self.unsaved:
+            store.write(self.unsaved[0])
+            self.unsaved.pop(0)
+            written += 1
+        print(f"saved {written} record(s) to {store.path}")
+        return written
 
 
 def start(notebook: str, profile: str | None = None, results: str | None = None) -> Lab:
@@ -95,6 +116,7 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
     hw = detect_hardware()
     prof = load_profile(profile, hw)
     store = ResultsStore(results)
+    check_writable(store.path)           # before the notebook measures anything, not after
     key = price_key(hw, prof)
     price = gpu(key)["price_per_hour_usd"]
     print(f"versions : {versions}")
