@@ -101,9 +101,11 @@ TIMINGS = REPO / "datasets" / "reference" / "offline-cpu_notebooks.json"
 def execute(path: Path) -> float:
     """Run one notebook in place; returns its wall time in seconds (kernel start included)."""
     from nbclient import NotebookClient
+
+    from utils.rehearse import quiet_kernel_manager
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=1200, kernel_name="python3",
+    NotebookClient(nb, timeout=1200, kernel_name="python3", kernel_manager_class=quiet_kernel_manager(),
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
     for cell in nb.cells:

@@ -86,6 +86,28 @@ def first_error(nb) -> dict | None:
     return None
 
 
+def quiet_kernel_manager():
+    """A kernel manager whose kernels talk over local IPC sockets (in a temporary folder) instead of
+    TCP, so no kernel prints the "running over TCP without encryption" warning at the learner; the
+    kernel's real errors still reach the console."""
+    import tempfile
+
+    from jupyter_client import KernelManager
+    from traitlets import default
+
+    class QuietKernelManager(KernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self):
+            folder = Path(tempfile.gettempdir()) / "llmflation-kernels"
+            folder.mkdir(exist_ok=True)
+            return str(folder / f"kernel-{os.getpid()}")
+    return QuietKernelManager
+
+
 def run_notebook(path: Path, env: dict, timeout: int, gpu: bool, save: Path | None) -> dict:
     """Execute one notebook in a fresh kernel with ``env``; what happened, with its peak memory."""
     import nbformat
@@ -99,7 +121,7 @@ def run_notebook(path: Path, env: dict, timeout: int, gpu: bool, save: Path | No
     error = None
     try:
         with PeakSampler(gpu) as peak:
-            NotebookClient(nb, timeout=timeout, kernel_name="python3",
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", kernel_manager_class=quiet_kernel_manager(),
                            resources={"metadata": {"path": str(path.parent)}}).execute()
     except CellExecutionError:
         error = first_error(nb) or dict(cell=None, error="cell failed")
