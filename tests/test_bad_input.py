@@ -559,3 +559,22 @@ def test_a_gpu_profile_on_a_cpu_is_blocked_and_judged_against_the_gpu_it_describ
     fp16 = next(c for c in memory if c.name.endswith("float16"))
     nf4 = next(c for c in memory if c.name.endswith(" nf4"))
     assert not fp16.ok and nf4.ok and "of the Tesla T4 this profile describes" in nf4.message
+
+
+def test_a_measurement_taken_on_a_busy_machine_is_flagged_on_the_curve(tmp_path):
+    """One nf4-dq record at 7.0 tok/s where the usual was ~365: its repeats disagreed; the curve says so."""
+    from utils.curve import curve_rows, summary
+    store = ResultsStore(tmp_path / "r.jsonl")
+    store.append("benchmark", step="target", settings=dict(model="m", precision="float32", profile="offline"),
+                 metrics={"e2e_tok_s": {"median": 360.0, "low": 355.0, "high": 365.0}, "batch": 1},
+                 context={"timestamp": "2026-11-23T00:00:00+00:00", "hardware": {"gpu_name": None}})
+    store.append("benchmark", step="+ 4-bit", settings=dict(model="m", precision="nf4-dq", profile="offline"),
+                 metrics={"e2e_tok_s": {"median": 7.0, "low": 6.5, "high": 362.0}, "batch": 1},
+                 context={"timestamp": "2026-11-23T00:01:00+00:00", "hardware": {"gpu_name": None}})
+    rows = curve_rows(store.records(), 1.0)
+    text = summary(rows)
+    four = next(line for line in text.splitlines() if line.startswith("+ 4-bit"))
+    assert "!unsteady: repeats 5079% apart" in four
+    target = next(line for line in text.splitlines() if line.startswith("target"))
+    assert "unsteady" not in target
+    assert "!unsteady: + 4-bit: the repeats of that measurement disagree by more than 10%" in text

@@ -125,11 +125,29 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
                          technique=technique_of(link.step, r["settings"]),
                          hardware=(r.get("hardware") or {}).get("gpu_name") or "CPU",
                          random_weights=bool(r["settings"].get("random_weights")),
+                         spread_pct=spread_pct(r),
                          run=run_of(r), source=source_of(r), timestamp=r.get("timestamp")))
     on_chain = {r["step"] for r in compounding(rows)}
     for row in rows:
         row["on_chain"] = row["step"] in on_chain
     return rows
+
+
+def spread_pct(record: dict) -> float | None:
+    """How far a record's repeats disagree, (max - min) / median of its end-to-end tokens/s in
+    percent (None for a computed record or one without repeats)."""
+    from .steps import rate, spread
+    median = rate(record)
+    if median is None or record["settings"].get("computed"):
+        return None
+    low, high = spread(record)
+    return None if low is None or high is None else (high - low) / median * 100
+
+
+def unsteady(row: dict) -> bool:
+    """Whether a step's repeats disagreed beyond :data:`utils.measure.AGREE_PCT` (a busy machine)."""
+    from .measure import AGREE_PCT
+    return row.get("spread_pct") is not None and row["spread_pct"] > AGREE_PCT
 
 
 def compounding(rows: list[dict]) -> list[dict]:
@@ -189,7 +207,8 @@ def format_row(row: dict) -> str:
                    + (" ~noise" if marked_noise(row) else "")
                    + (f" ({standing(row)})" if standing(row) else ""))
     return (f"{row['step']:<22} {row['tokens_per_s']:>9.1f} tok/s  ${row['usd_per_million']:>9.4f}/1M  "
-            f"{against:<34} {row['configuration']}  [{row['source']}]")
+            f"{against:<34} {row['configuration']}  [{row['source']}]"
+            + (f" !unsteady: repeats {row['spread_pct']:.0f}% apart" if unsteady(row) else ""))
 
 
 RULE = ("each step: your latest run of it (the notebook and time in brackets), its fastest "
@@ -229,6 +248,12 @@ def summary(rows: list[dict], records: list[dict] | None = None) -> str:
         lines.append("~noise: the repeats of the two configurations overlap, so the difference is not "
                      "established and later steps did not build on it (longer runs on a quieter "
                      "machine would settle it; more repeats only widen a min-max range)")
+    shaky = [r["step"] for r in rows if unsteady(r)]
+    if shaky:
+        from .measure import AGREE_PCT
+        lines.append(f"!unsteady: {', '.join(shaky)}: the repeats of that measurement disagree by more than "
+                     f"{AGREE_PCT}% ((max - min) / median), as on a busy machine; its price is uncertain: "
+                     f"rerun that notebook on a quiet machine, and the curve takes the new run")
     if records is not None:
         lines += left_out(coverage(records))
     return "\n".join(lines)
