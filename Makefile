@@ -3,18 +3,21 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: lab install test models gpu-check rehearse compat curve clean
+.PHONY: lab install test models gpu-check rehearse compat lock curve clean
 
 lab: install                     ## preflight, benchmark on this machine's profile, cost curve
 	PYTHONUNBUFFERED=1 $(PY) -m utils.lab
 
 install: $(VENV)/.installed      ## virtual environment with torch (CPU build without a GPU) and the kit
 
-$(VENV)/.installed: requirements.txt scripts/install_torch.py
+$(VENV)/.installed: requirements.txt constraints.txt scripts/install_torch.py scripts/lock.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) scripts/install_torch.py
-	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -r requirements.txt $$($(PY) scripts/lock.py --pip-args)
 	touch $@
+
+lock: install                    ## pin this environment as the tested set (after make test passed)
+	$(PY) scripts/lock.py --write
 
 test: install                    ## unit tests and every notebook under nbval (offline profile)
 	$(PY) -m pytest
@@ -25,7 +28,7 @@ gpu-check: install               ## the GPU path end to end, random weights, one
 rehearse: install                ## every notebook of PROFILE (default t4) with shrunk random-weight models
 	PYTHONUNBUFFERED=1 $(PY) -m utils.rehearse --profile $(or $(PROFILE),t4) --reduced
 
-compat: install                  ## unit tests and notebook 04 under the lowest supported and Colab's transformers
+compat: install                  ## unit tests and notebook 04 at the transformers range's ends and Colab's
 	$(PY) scripts/compat.py
 
 models: install                  ## retrain the offline models (about an hour on 2 cores)

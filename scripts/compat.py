@@ -1,14 +1,16 @@
 """`make compat`: the unit tests and notebook 04 under other versions of transformers.
 
-By default two versions: the lowest the kit supports (the lower bound of the
-transformers line in requirements.txt) and the one Colab shipped when last
-checked (COLAB_SEEN below: update it when Colab moves). Each is installed with
+By default the range's ends and Colab's: the lowest the kit supports (the lower
+bound of the transformers line in requirements.txt), the newest release the range
+allows (from the package index: what a fresh install without the tested set would
+get) and the one Colab shipped when last checked (COLAB_SEEN below: update it when
+Colab moves). `make install` itself installs the tested set (constraints.txt). Each is installed with
 its own dependencies into .compat/transformers-<version> (pip --target) and put
 first on PYTHONPATH; torch and bitsandbytes stay those of .venv. An excluded
 version still runs (LLMFLATION_ALLOW_UNTESTED=1), so the report shows how it
 fails, beside the kit's refusal that a learner would see.
 
-    python scripts/compat.py                       # lowest supported and Colab's
+    python scripts/compat.py                       # the range's ends and Colab's
     python scripts/compat.py 5.16.0 5.23.0         # any versions
 """
 
@@ -31,6 +33,22 @@ COLAB_SEEN = "5.15.1"          # transformers preinstalled on Colab when last ch
 
 def lowest_supported() -> str:
     return re.search(r">=([\d.]+)", tested_range("transformers")).group(1)
+
+
+def newest_allowed() -> str | None:
+    """The newest transformers release the tested range allows, from the package index (None when
+    the index cannot be asked)."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+    done = subprocess.run([sys.executable, "-m", "pip", "index", "versions", "transformers",
+                           "--disable-pip-version-check"], capture_output=True, text=True)
+    found = re.search(r"Available versions: (.+)", done.stdout)
+    if not found:
+        return None
+    allowed = SpecifierSet(tested_range("transformers"))
+    versions = [Version(v.strip()) for v in found.group(1).split(",")]
+    fitting = sorted(v for v in versions if not v.is_prerelease and v in allowed)
+    return str(fitting[-1]) if fitting else None
 
 
 def install(version: str) -> Path:
@@ -68,7 +86,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("versions", nargs="*")
     args = parser.parse_args(argv)
-    versions = args.versions or [lowest_supported(), COLAB_SEEN]
+    versions = args.versions or list(dict.fromkeys(v for v in (lowest_supported(), newest_allowed(), COLAB_SEEN) if v))
     rows = []
     for version in versions:
         print(f"transformers {version}: installing and testing ...", flush=True)

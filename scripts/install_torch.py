@@ -3,8 +3,10 @@
 * torch already importable (Colab, a GPU box you set up): keep it.
 * an NVIDIA GPU (nvidia-smi answers): pip's default torch, a CUDA build.
 * no GPU: the CPU build (about 200 MB instead of several GB), from PyTorch's
-  CPU index when it is reachable; otherwise the tested version TESTED_CPU_TORCH
-  from the machine's own package sources.
+  CPU index when it is reachable; otherwise from the machine's own package sources.
+
+The version is the tested set's (constraints.txt, scripts/lock.py) where it applies to
+this Python, else the newest the lower bound allows.
 
 Standard library only: it runs before anything else is installed.
 """
@@ -15,8 +17,14 @@ import socket
 import subprocess
 import sys
 
+import lock  # noqa: E402 - beside this script, standard library only
+
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-TESTED_CPU_TORCH = "torch==2.13.0"
+
+
+def torch_requirement() -> str:
+    """torch==<the tested set's> where the lock applies to this Python, else the lower bound."""
+    return f"torch=={lock.pins(lock.LOCK.read_text(encoding='utf-8'))['torch']}" if lock.applies() else "torch>=2.4"
 
 
 def pip(*args: str) -> None:
@@ -43,11 +51,11 @@ def main() -> None:
     if importlib.util.find_spec("torch") is not None:
         print("torch is already installed: keeping it")
     elif has_nvidia_gpu():
-        pip("torch>=2.4")
+        pip(torch_requirement())
     elif reachable("download.pytorch.org"):
-        pip("torch>=2.4", "--index-url", CPU_INDEX)
+        pip(torch_requirement(), "--index-url", CPU_INDEX)
     else:
-        pip(TESTED_CPU_TORCH)
+        pip(torch_requirement())
 
 
 if __name__ == "__main__":
