@@ -212,7 +212,7 @@ def test_gpu_check_dry_run_records_and_reports(tmp_path, monkeypatch):
 
 
 def test_gpu_check_report_names_refusals_and_failures():
-    from utils.gpu_check import report
+    from utils.gpu_report import report
     ctx = dict(hardware=dict(gpu_name="Tesla T4 (emulated)", emulated="Tesla T4", host_gpu="H100"),
                software={}, timestamp="2026-11-23")
     rows = [dict(ctx, step="precision", settings=dict(model="m", precision="float16"),
@@ -238,7 +238,7 @@ def test_reference_figures_are_labelled_and_complete():
 
 def test_reference_reports_are_generated_from_the_records():
     from utils import reference
-    from utils.gpu_check import report
+    from utils.gpu_report import report
     for path in sorted(reference.FOLDER.glob("h100_*.jsonl")):
         assert path.with_suffix(".md").read_text() == report(reference.records(path.stem))
 

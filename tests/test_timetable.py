@@ -53,7 +53,8 @@ def test_a_missing_or_bad_input_is_a_clear_error(tmp_path, monkeypatch, capsys):
     data = timetable.cpu_timings()
     del data["seconds"]["08_serving"]
     short.write_text(json.dumps(data))
-    monkeypatch.setattr(timetable, "CPU_TIMINGS", short)
+    from utils import plan
+    monkeypatch.setattr(plan, "CPU_TIMINGS", short)
     assert timetable.main([]) == 2
     assert "no run time for 08_serving" in capsys.readouterr().err
 

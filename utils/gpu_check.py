@@ -32,7 +32,7 @@ import traceback
 from pathlib import Path
 
 from . import cli
-from .cost import roofline_of, roofline_tokens_per_s
+from .cost import roofline_tokens_per_s
 from .data import gpu, gpu_key_for
 from .hardware import Hardware, detect_hardware, synchronize
 from .loading import free, load_model, model_config
@@ -42,6 +42,7 @@ from .memory import ModelShape, ModelTooLargeError, measured_weight_bytes
 from .profiles import ModelRef
 from .quality import heldout_text
 from .quiet import quiet_transformers
+from .gpu_report import report, write_report  # noqa: F401 - report re-exported
 from .rehearsal import LABEL
 from .results import ResultsStore, run_context
 
@@ -303,131 +304,6 @@ class GpuCheck:
         if "attention" in sections:
             for model in models:
                 self.attention(ModelRef(model, "main"), attention)
-
-
-# --- the report ---------------------------------------------------------------
-def _ms(stat: dict) -> str:
-    return f"{stat['median'] * 1e3:.1f}"
-
-
-def _rate(stat: dict) -> str:
-    return f"{stat['median']:.1f} [{stat['low']:.1f}-{stat['high']:.1f}]"
-
-
-def report(records: list[dict]) -> str:
-    """The Markdown report of a gpu_check records file."""
-    if not records:
-        return "# GPU check\n\nNo records yet.\n"
-    ctx = records[0]
-    hw, sw = ctx.get("hardware") or {}, ctx.get("software") or {}
-    lines = ["# GPU check: reference figures", "",
-             f"**{ctx.get('label', LABEL)}.**" + (f" Emulated {hw.get('emulated')}: limits imposed, "
-                                                    f"timings are the host GPU's ({hw.get('host_gpu')}), "
-                                                    f"never {hw.get('emulated')} figures." if hw.get("emulated") else ""), "",
-             f"- GPU: {hw.get('gpu_name') or 'none (CPU dry run)'}; driver {ctx.get('driver') or 'n/a'}; "
-             f"compute dtype {'bfloat16' if hw.get('bf16') else 'float16' if hw.get('device') == 'cuda' else 'float32'}",
-             "- software: " + ", ".join(f"{k} {v}" for k, v in sw.items() if v),
-             f"- date: {ctx.get('timestamp')}; kit commit {ctx.get('kit_commit')}", ""]
-    by = {}
-    for r in records:
-        by.setdefault(r["step"], []).append(r)
-
-    rows = [r for r in by.get("precision", []) if "decode_tok_s" in r["metrics"]]
-    if rows:
-        lines += ["## Decode at batch 1, per precision", "",
-                  f"Prompt {rows[0]['settings']['prompt_tokens']} tokens, {rows[0]['settings']['new_tokens']} "
-                  f"new tokens, greedy, SDPA. Roofline: bandwidth / bytes read per step (weights once, "
-                  f"one input-embedding row, KV cache), computed from each record by utils.cost.roofline_of. "
-                  + (f"Order: the precisions in turn and the first again at the end (A, B, A: the two A rows "
-                     f"bound the drift), before any profiled section (the profiler's tracing slows later work in "
-                     f"the same process, so the attention section ran last)."
-                     if any("order" in r["settings"] for r in rows) else
-                     f"Order: this run predates the kit's interleaved order: each precision once, in one process "
-                     f"with the profiled attention section before the batch and compile sections, whose figures "
-                     f"the profiler's lasting tracing may have slowed."), "",
-                  "| model | precision | decode tok/s [min-max] | roofline tok/s | of roofline (datasheet) "
-                  "| of roofline (measured copy bw) | peak GB | weights GB measured / predicted | load s |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in rows:
-            s, m = r["settings"], r["metrics"]
-            roof = roofline_of(r)
-            copy_bw = m.get("copy_bandwidth_gbs")
-            copy = f"{m['decode_tok_s']['median'] / (roof * copy_bw / m['bandwidth_gbs']):.0%}" if copy_bw else "n/a"
-            lines.append(f"| {s['model']} | {s['precision']} | {_rate(m['decode_tok_s'])} | "
-                         f"{roof:.0f} | {m['decode_tok_s']['median'] / roof:.0%} | {copy} | "
-                         f"{m['peak_memory_gb']:.2f} | {m['weights_gb']:.2f} / {m['predicted_weights_gb']:.2f} | "
-                         f"{m['load_s']:.0f} |")
-        bw = rows[0]["metrics"]
-        lines += ["", f"Bandwidth: {bw['bandwidth_gbs']:.0f} GB/s datasheet ({bw['gpu_key']}, datasets/gpus.csv)"
-                  + (f"; {bw['copy_bandwidth_gbs']:.0f} GB/s measured by a device-to-device copy "
-                     f"(bytes read + written)" if bw.get("copy_bandwidth_gbs") else ""), ""]
-
-    att = by.get("attention", [])
-    if att:
-        lengths = sorted({r["settings"]["prompt_tokens"] for r in att if "prompt_tokens" in r["settings"]})
-        lines += ["## Prefill per attention kernel", "",
-                  "One forward pass over the prompt (ms, median). *Ran* is read from the profiler's "
-                  "kernel names, not assumed.", "",
-                  "| model | implementation | SDPA backend | " + " | ".join(f"{n} tokens ms" for n in lengths)
-                  + " | ran | peak GB (longest) |", "|---|---|---|" + "---|" * len(lengths) + "---|---|"]
-        groups = {}
-        for r in att:
-            s = r["settings"]
-            if "prompt_tokens" not in s:
-                continue
-            groups.setdefault((s["model"], s["attn_implementation"], s.get("sdpa_backend")), {})[
-                s["prompt_tokens"]] = r["metrics"]
-        for (model, impl, backend), cells in groups.items():
-            # classified again from the recorded names, so a corrected classifier corrects old runs
-            ran = sorted({attention_kernel(m["kernel_names"]) if m.get("kernel_names") else m.get("kernel")
-                          for m in cells.values() if m.get("kernel_names") or m.get("kernel")})
-            unavailable = next((m["unavailable"] for m in cells.values() if "unavailable" in m), None)
-            longest = cells.get(lengths[-1], {})
-            lines.append(f"| {model} | {impl} | {backend or 'default dispatch'} | "
-                         + " | ".join(_ms(cells[n]["prefill_s"]) if n in cells and "prefill_s" in cells[n]
-                                      else ("n/a" if n in cells else "") for n in lengths)
-                         + f" | {', '.join(ran) or ('unavailable: ' + unavailable[:90] if unavailable else '')} | "
-                         + (f"{longest['peak_memory_gb']:.2f}" if "peak_memory_gb" in longest else "") + " |")
-        lines.append("")
-
-    rows = [r for r in by.get("batch", []) if "e2e_tok_s" in r["metrics"]]
-    if rows:
-        lines += ["## Batch sweep", "", "| model | precision | batch | end-to-end tok/s | decode tok/s "
-                  "| of roofline | peak GB |", "|---|---|---|---|---|---|---|"]
-        for r in rows:
-            s, m = r["settings"], r["metrics"]
-            lines.append(f"| {s['model']} | {s['precision']} | {s['batch']} | {_rate(m['e2e_tok_s'])} | "
-                         f"{_rate(m['decode_tok_s'])} | {m['decode_tok_s']['median'] / roofline_of(r):.0%} | "
-                         f"{m['peak_memory_gb']:.2f} |")
-        lines.append("")
-
-    rows = [r for r in by.get("compile", []) if "decode_tok_s" in r["metrics"]]
-    if rows:
-        lines += ["## Static KV cache (compiled by transformers on a GPU) vs the default dynamic cache", "",
-                  "| model | precision | cache | compiled | decode tok/s | peak GB |", "|---|---|---|---|---|---|"]
-        for r in rows:
-            s, m = r["settings"], r["metrics"]
-            lines.append(f"| {s['model']} | {s['precision']} | {s['cache_implementation']} | "
-                         f"{'yes' if s['compiled'] else 'no'} | {_rate(m['decode_tok_s'])} | "
-                         f"{m['peak_memory_gb']:.2f} |")
-        lines.append("")
-
-    refused = [r for r in records if "refused" in r["metrics"]]
-    if refused:
-        lines += ["## Refused before loading (predicted not to fit)", ""]
-        lines += [f"- {r['settings']['model']} {r['settings']['precision']}: {r['metrics']['refused']}"
-                  for r in refused] + [""]
-    problems = [r for r in records if "error" in r["metrics"] or "skipped" in r["metrics"]]
-    lines += ["## Failures and skips", ""]
-    lines += [f"- {r['step']} {r['settings']}: {(r['metrics'].get('error') or r['metrics'].get('skipped')).splitlines()[0][:300]}"
-              for r in problems] or ["- none"]
-    return "\n".join(lines) + "\n"
-
-
-def write_report(out: Path) -> Path:
-    path = out / "report.md"
-    path.write_text(report(ResultsStore(out / "records.jsonl").records(skip_corrupt=True)))
-    return path
 
 
 @cli.command

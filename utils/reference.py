@@ -297,7 +297,7 @@ def bnb_host_time(rows: list[dict]) -> None:
 
 
 def main() -> int:
-    from .gpu_check import report
+    from .gpu_report import report
     from .rehearse import report as rehearsal_report
 
     for path in sorted(FOLDER.glob("*.jsonl")):
