@@ -23,16 +23,16 @@ test: install                    ## unit tests and every notebook under nbval (o
 	$(PY) -m pytest
 
 gpu-check: install               ## the GPU path end to end, random weights, one report (CPU: a dry run)
-	PYTHONUNBUFFERED=1 $(PY) -m utils.gpu_suite
+	PYTHONUNBUFFERED=1 $(PY) -m utils.tools.gpu_suite
 
 rehearse: install                ## every notebook of PROFILE (default t4) with shrunk random-weight models
-	PYTHONUNBUFFERED=1 $(PY) -m utils.rehearse --profile $(or $(PROFILE),t4) --reduced
+	PYTHONUNBUFFERED=1 $(PY) -m utils.tools.rehearse --profile $(or $(PROFILE),t4) --reduced
 
 compat: install                  ## unit tests and notebook 04 at the transformers range's ends and Colab's
 	$(PY) scripts/compat.py
 
 models: install                  ## retrain the offline models (about an hour on 2 cores)
-	$(PY) -m utils.build_offline_models
+	$(PY) -m utils.tools.build_offline_models
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -68,8 +68,8 @@ def strip_solution(source: str) -> str:
 
 def published(nb, path: str):
     """``nb`` with its header badges (for ``path``) and setup cell from utils/publish.py, and its
-    estimated-time table from utils/timetable.py (the measured and computed figures)."""
-    from utils import timetable
+    estimated-time table from utils/tools/timetable.py (the measured and computed figures)."""
+    from utils.tools import timetable
     nb = copy.deepcopy(nb)
     nb.cells[0].source = timetable.with_header_table(publish.with_badges(nb.cells[0].source, path),
                                                      Path(path).stem)
@@ -102,7 +102,7 @@ def execute(path: Path) -> float:
     """Run one notebook in place; returns its wall time in seconds (kernel start included)."""
     from nbclient import NotebookClient
 
-    from utils.rehearse import quiet_kernel_manager
+    from utils.tools.rehearse import quiet_kernel_manager
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(nb, timeout=1200, kernel_name="python3", kernel_manager_class=quiet_kernel_manager(),
@@ -127,7 +127,7 @@ def write_timings(seconds: dict[str, float]) -> None:
         profile=load_profile(hw=hw).name, machine=hw.summary(), cpus=hw.cpu_count,
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds={k: round(v, 1) for k, v in sorted(seconds.items())}), indent=1) + "\n", encoding="utf-8")
-    from utils import timetable
+    from utils.tools import timetable
     timetable.write()                              # the page that reads them
 
 
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
         import tempfile
         os.environ["LLMFLATION_RESULTS"] = str(Path(tempfile.mkdtemp(prefix="llmflation-solutions-"))
                                                / "my_results.jsonl")
-    from utils.rehearse import notebook_order
+    from utils.tools.rehearse import notebook_order
     for sol in notebook_order(SOLUTIONS.glob("*.ipynb")):
         solved = nbformat.read(sol, as_version=4)
         current = published(solved, f"solutions/{sol.name}")

@@ -225,7 +225,7 @@ def test_a_class_copy_is_prepared_once_and_read_instead_of_quantizing(tmp_path, 
     the instructor shares, a learner's runtime checks and reads it, notebook 02 (shared=False) does not,
     and a copy made with another bitsandbytes is refused with the reason."""
     import torch
-    from utils import class_copy
+    from utils.tools import class_copy
     from utils.profiles import get_profile
     profile, folder, said = get_profile("offline"), tmp_path / "class", []
     monkeypatch.delenv(kept.ENV_CLASS, raising=False)
@@ -251,7 +251,7 @@ def test_a_class_copy_is_prepared_once_and_read_instead_of_quantizing(tmp_path, 
 
 
 def test_sharing_what_fits_in_16_bits_or_without_a_folder_says_why(tmp_path, monkeypatch, cpu_hw, capsys):
-    from utils import class_copy
+    from utils.tools import class_copy
     from utils.profiles import get_profile
     said = []
     assert not class_copy.share(tmp_path / "c", get_profile("offline"), cpu_hw, "float32", log=said.append)

@@ -191,7 +191,7 @@ def test_random_checkpoints_are_shared_between_processes_through_the_cache(tmp_p
 
 # --- the GPU check, dry run on a CPU ----------------------------------------------------
 def test_gpu_check_dry_run_records_and_reports(tmp_path, monkeypatch):
-    from utils import gpu_check
+    from utils.tools import gpu_check
     monkeypatch.setenv(rehearsal.ENV, "reduced")
     code = gpu_check.main(["--models", "Qwen/Qwen3-8B", "--precisions", "float32", "nf4",
                            "--sections", "precision", "attention", "--attention", "eager", REPEAT_KV,
@@ -212,7 +212,7 @@ def test_gpu_check_dry_run_records_and_reports(tmp_path, monkeypatch):
 
 
 def test_gpu_check_report_names_refusals_and_failures():
-    from utils.gpu_report import report
+    from utils.tools.gpu_report import report
     ctx = dict(hardware=dict(gpu_name="Tesla T4 (emulated)", emulated="Tesla T4", host_gpu="H100"),
                software={}, timestamp="2026-11-23")
     rows = [dict(ctx, step="precision", settings=dict(model="m", precision="float16"),
@@ -238,7 +238,7 @@ def test_reference_figures_are_labelled_and_complete():
 
 def test_reference_reports_are_generated_from_the_records():
     from utils import reference
-    from utils.gpu_report import report
+    from utils.tools.gpu_report import report
     for path in sorted(reference.FOLDER.glob("h100_*.jsonl")):
         assert path.with_suffix(".md").read_text() == report(reference.records(path.stem))
 
@@ -312,7 +312,7 @@ def test_every_notebook_runs_for_the_gpu_profiles_at_reduced_size(profile, tmp_p
     """Qwen3 architectures (the GPU profiles' model class) through every notebook, in fresh
     kernels, with random weights shrunk for a CPU: a notebook that breaks on a GPU profile's
     settings (precisions, attention list, batch sizes, draft lengths) fails here first."""
-    from utils import rehearse
+    from utils.tools import rehearse
     code = rehearse.main(["--profile", profile, "--reduced", "--out", str(tmp_path), "--save-notebooks",
                           "--cache", str(tmp_path.parent / "shared-random-checkpoints")])
     rows = [json.loads(line) for line in (tmp_path / "rehearsal.jsonl").read_text().splitlines()]
@@ -342,7 +342,7 @@ def test_every_notebook_runs_for_the_gpu_profiles_at_reduced_size(profile, tmp_p
 
 def test_make_gpu_check_dry_run_on_a_cpu(tmp_path):
     """`make gpu-check` without a GPU: every step runs at reduced size and one report says so."""
-    from utils import gpu_suite
+    from utils.tools import gpu_suite
     assert gpu_suite.main(["--out", str(tmp_path), "--notebooks", "07"]) == 0
     report = (tmp_path / "REPORT.md").read_text()
     assert "CPU dry run" in report and "| notebooks-t4 | skipped (no GPU) |" in report
@@ -377,7 +377,7 @@ def test_price_follows_the_detected_gpu(hw):
 def test_a_rehearsal_leaves_the_callers_environment_alone(tmp_path, monkeypatch):
     """Notebook tests after a rehearsal must not inherit its random-weight switches."""
     import os
-    from utils import rehearse
+    from utils.tools import rehearse
     monkeypatch.delenv(rehearsal.ENV, raising=False)
     before = dict(os.environ)
     rehearse.main(["--profile", "t4", "--reduced", "--notebooks", "none-such", "--out", str(tmp_path)])
@@ -424,7 +424,7 @@ def test_plots_are_labelled_in_a_rehearsal_only(monkeypatch):
 
 
 def test_a_section_records_a_refusal_or_a_failure_frees_the_model_and_goes_on(tmp_path, cpu_hw, monkeypatch):
-    from utils import gpu_check
+    from utils.tools import gpu_check
     from utils.memory import ModelTooLargeError
     from utils.profiles import ModelRef
     check = gpu_check.GpuCheck(cpu_hw, tmp_path, budget=gpu_check.Budget(600))
@@ -464,7 +464,7 @@ def test_a_headless_notebook_run_prints_no_kernel_transport_warning(tmp_path):
     path = tmp_path / "n.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "print(6 * 7)")]), path)
-    code = ("import json, sys; from pathlib import Path; from utils.rehearse import run_notebook; "
+    code = ("import json, sys; from pathlib import Path; from utils.tools.rehearse import run_notebook; "
             f"print(json.dumps(run_notebook(Path({str(path)!r}), {{}}, timeout=120, gpu=False, save=None)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parent.parent)

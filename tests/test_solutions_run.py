@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
 from utils.curve import curve_rows, format_row
-from utils.rehearse import notebook_order
+from utils.tools.rehearse import notebook_order
 from utils.results import ResultsStore
 from utils.steps import curve_step, rate, run_of, standard_workload, step_records, workload_of
 

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from utils import timetable
+from utils.tools import timetable
 
 
 def test_the_committed_page_is_the_generated_one():
-    assert timetable.PAGE.read_text() == timetable.build(), "run: python -m utils.timetable --write"
+    assert timetable.PAGE.read_text() == timetable.build(), "run: python -m utils.tools.timetable --write"
 
 
 def test_cpu_times_are_a_measured_run_of_every_notebook_on_a_named_machine():
@@ -53,7 +53,7 @@ def test_a_missing_or_bad_input_is_a_clear_error(tmp_path, monkeypatch, capsys):
     data = timetable.cpu_timings()
     del data["seconds"]["08_serving"]
     short.write_text(json.dumps(data))
-    from utils import plan
+    from utils.tools import plan
     monkeypatch.setattr(plan, "CPU_TIMINGS", short)
     assert timetable.main([]) == 2
     assert "no run time for 08_serving" in capsys.readouterr().err

@@ -71,7 +71,7 @@ def roofline_tokens_per_s(shape: ModelShape, precision: str, bandwidth_gbs: floa
 
 
 def roofline_of(record: dict) -> float:
-    """The bandwidth roofline of a recorded GPU run (utils.gpu_check, datasets/reference/),
+    """The bandwidth roofline of a recorded GPU run (utils.tools.gpu_check, datasets/reference/),
     computed again with today's formula from what the record says: model (a shipped config),
     precision, batch, prompt and new tokens, and the bandwidth it was measured against. Stored
     rooflines of older runs counted the whole input-embedding table; this one does not."""

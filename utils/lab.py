@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 def run_notebooks(folder: Path, out: Path, gpu: bool = False) -> bool:
     """Execute every notebook in ``folder`` top to bottom in its own kernel, saving executed
     copies in ``out``; says how each went and returns False if any failed."""
-    from .rehearse import notebook_order, run_notebook
+    from .tools.rehearse import notebook_order, run_notebook
 
     ok = True
     for path in notebook_order(folder.glob("*.ipynb")):

@@ -229,7 +229,7 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     and one saves a download (a hub model in 8 or 4 bits): a matching copy from an earlier
     runtime is read instead of the hub, and without one the model is saved after loading.
     ``keep=<folder>`` keeps the copy in that folder, whatever the model (how ``python -m
-    utils.class_copy share`` prepares a class's copies). ``shared=True`` (the default) reads the
+    utils.tools.class_copy share`` prepares a class's copies). ``shared=True`` (the default) reads the
     class's copy (:func:`utils.kept.class_root`) of a quantized model when there is one and no
     kept copy of the learner's own; notebook 02, which quantizes in the learner's runtime, passes
     False.

@@ -224,7 +224,7 @@ SHARED_ROLES = ("target", "baseline", "moe")        # the models the notebooks o
 
 def shared_models(profile: Profile, hw: Hardware, precision: str | None = None) -> list[tuple[str, ModelRef, str]]:
     """(role, model, precision) of each copy a class shares on ``profile`` with ``hw``
-    (utils.class_copy): the precision that fits there (as notebooks 01, 06 and 09 load it), or
+    (utils.tools.class_copy): the precision that fits there (as notebooks 01, 06 and 09 load it), or
     ``precision`` for all; a role that fits in 16 bits has nothing to share (its copy would be the
     download again), nor one that fits nowhere."""
     out = []
@@ -242,7 +242,7 @@ def shared_models(profile: Profile, hw: Hardware, precision: str | None = None) 
 
 
 def class_checks(profile: Profile, hw: Hardware) -> list[Check]:
-    """Whether this runtime sees the class's shared copies (utils.class_copy) and can use each;
+    """Whether this runtime sees the class's shared copies (utils.tools.class_copy) and can use each;
     nothing where no class folder is set up (the notebooks download from the hub as usual)."""
     from . import kept
     base = kept.class_root()

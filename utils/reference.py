@@ -1,11 +1,11 @@
 """What a GPU shows, for learners without one: the kit's own GPU figures and published ones.
 
-    python -m utils.reference          # rewrite the Markdown reports from the records
+    python -m utils.tools.gpu_report   # rewrite the Markdown reports from the records
 
 Two sources, never mixed up:
 
-* the kit's own runs (``datasets/reference/*.jsonl``), measured by ``python -m utils.gpu_check``
-  and ``python -m utils.rehearse`` on a GPU (commands in datasets/reference/README.md). They are
+* the kit's own runs (``datasets/reference/*.jsonl``), measured by ``python -m utils.tools.gpu_check``
+  and ``python -m utils.tools.rehearse`` on a GPU (commands in datasets/reference/README.md). They are
   random-weight runs: speed and memory real, quality not;
 * published figures (``datasets/reference_gpu.csv``): each row one figure with its GPU, model,
   configuration, source, address and date, cited as published (sources in datasets/README.md).
@@ -294,23 +294,3 @@ def bnb_host_time(rows: list[dict]) -> None:
         print(f"{model.split('/')[-1]:<9} NF4 {nf4:5.1f} ms per step vs bf16 {bf16:5.1f} ms: +{nf4 - bf16:4.1f} ms over "
               f"{calls} quantized linear calls ({shape.layers} layers x {shape.linear_layers_per_layer}) = "
               f"{(nf4 - bf16) / calls:.3f} ms added per call")
-
-
-def main() -> int:
-    from .gpu_report import report
-    from .rehearse import report as rehearsal_report
-
-    for path in sorted(FOLDER.glob("*.jsonl")):
-        rows = records(path.stem)
-        if "notebook" in rows[0]:
-            meta = dict(rows[0])
-            text = rehearsal_report(rows, meta)
-        else:
-            text = report(rows)
-        path.with_suffix(".md").write_text(text, encoding="utf-8")
-        print(f"wrote {path.with_suffix('.md')}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -37,7 +37,7 @@ def local_path(ref: ModelRef) -> Path | None:
     else:
         return None
     if not (path / "config.json").is_file():
-        hint = (" Rebuild the offline models with: python -m utils.build_offline_models"
+        hint = (" Rebuild the offline models with: python -m utils.tools.build_offline_models"
                 if ref.is_offline else "")
         raise ModelLoadError(f"model directory {path} is missing or has no config.json.{hint}")
     return path

@@ -12,8 +12,8 @@ which are used for perplexity and acceptance-rate checks.
 
 Run (about 50 minutes on 2 CPU cores)::
 
-    python -m utils.build_offline_models            # all: tokenizer, target, draft, baseline, moe
-    python -m utils.build_offline_models --only draft
+    python -m utils.tools.build_offline_models            # all: tokenizer, target, draft, baseline, moe
+    python -m utils.tools.build_offline_models --only draft
 
 The mixture of experts (``moe``, Mixtral architecture: 11 experts, 2 active per token) has
 the target's *active* parameters (its attention, and two experts of half the target's MLP
@@ -38,7 +38,7 @@ import sysconfig
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 OUT_DIR = REPO / "models" / "offline"
 HELDOUT_FILE = REPO / "datasets" / "heldout_code.txt"
 HELDOUT_MODULES = ("textwrap.py", "shlex.py", "fractions.py")

@@ -1,8 +1,8 @@
 """Rehearse a profile's whole notebook sequence with random weights, anywhere.
 
-    python -m utils.rehearse --profile t4 --reduced            # any CPU, minutes
-    python -m utils.rehearse --profile t4 --emulate t4          # a bigger CUDA GPU under a T4's limits
-    python -m utils.rehearse                                    # this GPU's own profile, real size
+    python -m utils.tools.rehearse --profile t4 --reduced            # any CPU, minutes
+    python -m utils.tools.rehearse --profile t4 --emulate t4          # a bigger CUDA GPU under a T4's limits
+    python -m utils.tools.rehearse                                    # this GPU's own profile, real size
 
 Each solved notebook runs top to bottom in its own kernel (as on Colab), with
 $LLMFLATION_RANDOM_WEIGHTS set, so every model is built from its real
@@ -28,10 +28,10 @@ import threading
 import time
 from pathlib import Path
 
-from . import cli, emulate, rehearsal
-from .rehearsal import LABEL
+from .. import cli, emulate, rehearsal
+from ..rehearsal import LABEL
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 
 
 class PeakSampler:
@@ -171,9 +171,9 @@ def main(argv=None) -> int:
 def _main(argv=None) -> int:
     from datetime import datetime, timezone
 
-    from .hardware import detect_hardware
-    from .profiles import load_profile
-    from .results import software_versions
+    from ..hardware import detect_hardware
+    from ..profiles import load_profile
+    from ..results import software_versions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", help="default: this machine's profile")

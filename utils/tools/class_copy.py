@@ -1,10 +1,10 @@
 """The instructor's tool: prepare the class's quantized models once, and check them from a learner's runtime.
 
-    python -m utils.class_copy share <folder>            # on the class's kind of GPU (a Colab T4)
-    python -m utils.class_copy check [<folder>]          # in a learner's runtime: which copies it can use
+    python -m utils.tools.class_copy share <folder>            # on the class's kind of GPU (a Colab T4)
+    python -m utils.tools.class_copy check [<folder>]          # in a learner's runtime: which copies it can use
 
 Without a shared copy every learner's runtime downloads each model's 16-bit checkpoint in every
-notebook and bitsandbytes quantizes it again (:mod:`utils.timetable` counts it). ``share`` loads
+notebook and bitsandbytes quantizes it again (:mod:`utils.tools.timetable` counts it). ``share`` loads
 each quantized model the notebooks read on the profile (the target, the larger baseline and the
 mixture of experts, at the precision that fits the GPU) and saves it, as loaded, to ``<folder>``
 in the kit's kept-copy format with its manifest (:mod:`utils.kept`). Share that folder with the
@@ -21,10 +21,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cli, kept
-from .memory import check_precision
-from .preflight import shared_models
-from .profiles import ModelRef, Profile
+from .. import cli, kept
+from ..memory import check_precision
+from ..preflight import shared_models
+from ..profiles import ModelRef, Profile
 
 def check(folder: Path | None, profile: Profile, hw, precision: str | None = None, log=print) -> bool:
     """Say, one line per shared model, whether this runtime can use the class's copy in ``folder``
@@ -50,7 +50,7 @@ def check(folder: Path | None, profile: Profile, hw, precision: str | None = Non
 def share(folder: Path, profile: Profile, hw, precision: str | None = None, log=print) -> bool:
     """Load each model of :func:`utils.preflight.shared_models` and keep it in ``folder`` (a copy already there that
     matches is loaded, which checks it reads back); then :func:`check` the folder."""
-    from .loading import free, load_model
+    from ..loading import free, load_model
     planned = shared_models(profile, hw, precision)
     if not planned:
         log(f"nothing to share on profile {profile.name} here: every model fits in 16 bits, so a copy "
@@ -66,8 +66,8 @@ def share(folder: Path, profile: Profile, hw, precision: str | None = None, log=
 
 def predicted_gb(ref: ModelRef, precision: str, hw) -> float:
     """A copy's size: the predicted weight memory, which a saved copy matches (tests/test_kept.py)."""
-    from .refs import model_config
-    from .memory import ModelShape, predict_memory
+    from ..refs import model_config
+    from ..memory import ModelShape, predict_memory
     shape = ModelShape.from_config(model_config(ref))
     return predict_memory(shape, precision, compute_dtype=kept.compute_of(hw, precision)).weights_gb
 
@@ -77,7 +77,7 @@ def transfers(profile: Profile, hw) -> dict[str, "Transfer"]:
     read from the class folder (each shared model, at its copy's size), downloaded from the hub
     (notebook 02's 16-bit checkpoints, which it quantizes itself, and every model not shared).
     Computed, as the timetable counts it."""
-    from .downloads import EVERY_PRECISION, NOTEBOOK_ROLES, Transfer, download_gb
+    from ..downloads import EVERY_PRECISION, NOTEBOOK_ROLES, Transfer, download_gb
     shared = {role: (ref, precision) for role, ref, precision in shared_models(profile, hw)}
     out = {}
     for nb, roles in NOTEBOOK_ROLES.items():
@@ -96,8 +96,8 @@ def transfers(profile: Profile, hw) -> dict[str, "Transfer"]:
 
 @cli.command
 def main(argv=None) -> int:
-    from .hardware import detect_hardware
-    from .profiles import load_profile
+    from ..hardware import detect_hardware
+    from ..profiles import load_profile
     parser = argparse.ArgumentParser(description="Prepare the class's quantized models once, or check "
                                                  "which of them this runtime can use.")
     parser.add_argument("action", choices=("share", "check"))

@@ -1,15 +1,15 @@
 """`make gpu-check`: the whole GPU path in one command, with one report.
 
-    python -m utils.gpu_suite                 # on a CUDA machine: real sizes, random weights
-    python -m utils.gpu_suite                 # on a CPU: the same steps as a dry run (reduced sizes)
+    python -m utils.tools.gpu_suite                 # on a CUDA machine: real sizes, random weights
+    python -m utils.tools.gpu_suite                 # on a CPU: the same steps as a dry run (reduced sizes)
 
 Steps, each a separate process (a failure is recorded and the next step runs):
 
 1. ``preflight``      what fits here (python -m utils.preflight)
 2. ``reference``      decode per precision with roofline fraction, prefill per attention
                       kernel and which kernel ran, batch sweep, static cache + compile
-                      (python -m utils.gpu_check)
-3. ``notebooks``      every solved notebook with this machine's profile (python -m utils.rehearse)
+                      (python -m utils.tools.gpu_check)
+3. ``notebooks``      every solved notebook with this machine's profile (python -m utils.tools.rehearse)
 4. ``notebooks-t4``   the t4 profile's notebooks under a T4's limits (GPU only)
 5. ``benchmark``      the headless benchmark with random weights (python -m utils.benchmark)
 
@@ -29,9 +29,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .rehearsal import ENV, LABEL
+from ..rehearsal import ENV, LABEL
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def run_step(name: str, args: list[str], env: dict, log: Path, expected: tuple[int, ...] = (0,)) -> dict:
@@ -65,10 +65,10 @@ def main(argv=None) -> int:
     pick = ["--notebooks", *args.notebooks] if args.notebooks else []
     cache = ["--cache", env["LLMFLATION_RANDOM_CACHE"]]
     steps = [("preflight", ["utils.preflight", *profile]),
-             ("reference", ["utils.gpu_check", "--out", str(out / "reference"), "--budget-s", str(args.budget_s)]),
-             ("notebooks", ["utils.rehearse", *profile, *(["--reduced"] if not gpu else []),
+             ("reference", ["utils.tools.gpu_check", "--out", str(out / "reference"), "--budget-s", str(args.budget_s)]),
+             ("notebooks", ["utils.tools.rehearse", *profile, *(["--reduced"] if not gpu else []),
                             "--out", str(out / "notebooks"), *pick, *cache]),
-             ("notebooks-t4", ["utils.rehearse", "--profile", "t4", "--emulate", "t4", "--short",
+             ("notebooks-t4", ["utils.tools.rehearse", "--profile", "t4", "--emulate", "t4", "--short",
                                "--out", str(out / "notebooks-t4"), *pick, *cache] if gpu else None),
              ("benchmark", ["utils.benchmark", *profile, "--random-weights",
                             "--results", str(out / "benchmark.jsonl")])]

@@ -1,4 +1,4 @@
-"""The report of a GPU check (utils.gpu_check): its records as Markdown, one table per section.
+"""The report of a GPU check (utils.tools.gpu_check): its records as Markdown, one table per section.
 
 Kept apart from the measuring so that what reads the kit's reference figures (utils.reference,
 the notebooks' "What a GPU shows" cells) needs none of the measuring code.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .attention import attention_kernel
-from .cost import roofline_of
-from .rehearsal import LABEL
-from .results import ResultsStore
+from ..attention import attention_kernel
+from ..cost import roofline_of
+from ..rehearsal import LABEL
+from ..results import ResultsStore
 
 
 def _ms(stat: dict) -> str:
@@ -136,3 +136,20 @@ def write_report(out: Path) -> Path:
     path = out / "report.md"
     path.write_text(report(ResultsStore(out / "records.jsonl").records(skip_corrupt=True)))
     return path
+
+
+def main() -> int:
+    """Rewrite every Markdown report in datasets/reference/ from its records (a GPU check's, or a
+    notebook rehearsal's)."""
+    from ..reference import FOLDER, records
+    from .rehearse import report as rehearsal_report
+    for path in sorted(FOLDER.glob("*.jsonl")):
+        rows = records(path.stem)
+        text = rehearsal_report(rows, dict(rows[0])) if "notebook" in rows[0] else report(rows)
+        path.with_suffix(".md").write_text(text, encoding="utf-8")
+        print(f"wrote {path.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """The minutes a class takes, from the kit's measured and computed figures: the plan's choices
 (talk and exercises per notebook, the Colab T4 core track), the measured CPU runs, the downloads
-computed per notebook, the T4 run estimate, and whether a session holds it. utils.timetable
+computed per notebook, the T4 run estimate, and whether a session holds it. utils.tools.timetable
 writes them as the instructor's page.
 """
 
@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 CPU_TIMINGS = REPO / "datasets" / "reference" / "offline-cpu_notebooks.json"
 GPU_REHEARSAL = "t4-emulated-on-h100_notebooks"
 SESSION_MIN = 180
@@ -59,7 +59,7 @@ def cpu_timings() -> dict:
 
 def gpu_rehearsal() -> dict[str, float]:
     """Seconds per notebook of the last successful run under T4 limits on an H100 (lower bounds)."""
-    from .reference import records
+    from ..reference import records
     out = {}
     for r in records(GPU_REHEARSAL):
         if r["ok"]:
@@ -70,8 +70,8 @@ def gpu_rehearsal() -> dict[str, float]:
 def downloads(profile_name: str) -> tuple[dict[str, float], float]:
     """GB each notebook of the plan downloads on ``profile_name`` in a fresh runtime, and the GB of the
     distinct models (one runtime, or a kept cache); computed by :mod:`utils.downloads`."""
-    from .downloads import sizes, totals
-    from .profiles import get_profile
+    from ..downloads import sizes, totals
+    from ..profiles import get_profile
     profile = get_profile(profile_name)
     per = sizes(profile)
     return {nb: sum(per.get(nb[:2], {}).values()) for nb in PLAN}, totals(per)[1]
@@ -81,10 +81,10 @@ def kept(profile_name: str = "t4") -> tuple[str, float, dict]:
     """With the target's copy kept on Drive (:mod:`utils.kept`): the precision it is kept in on a
     T4 (the one that fits there), the copy's GB, and per notebook of the plan what it downloads
     and moves to or from Drive in a fresh runtime; computed by :mod:`utils.downloads`."""
-    from .downloads import Transfer, with_kept_copy
-    from .preflight import kept_copy_gb
-    from .emulate import TARGETS, described
-    from .profiles import get_profile
+    from ..downloads import Transfer, with_kept_copy
+    from ..preflight import kept_copy_gb
+    from ..emulate import TARGETS, described
+    from ..profiles import get_profile
     profile = get_profile(profile_name)
     precision, copy_gb = kept_copy_gb(profile, described(TARGETS["t4"]))
     per = with_kept_copy(profile, copy_gb)
@@ -97,13 +97,13 @@ def t4_estimate() -> tuple[dict[str, float], str]:
     and notebook 04's draft lengths), with notebook 02's small 16-bit model added (its loads at its
     size against the target's), and slowed by the T4's roofline where that is slower than the H100's
     measured step (bitsandbytes NF4 at batch 1 is host-bound on the H100)."""
-    from .cost import roofline_tokens_per_s
-    from .data import gpu
-    from .refs import model_config
-    from .memory import ModelShape
-    from .profiles import get_profile
-    from .reference import records
-    from .rehearsal import short_runs
+    from ..cost import roofline_tokens_per_s
+    from ..data import gpu
+    from ..refs import model_config
+    from ..memory import ModelShape
+    from ..profiles import get_profile
+    from ..reference import records
+    from ..rehearsal import short_runs
     full = get_profile(CLASS_PROFILE)
     short = short_runs(full)
     tokens = (full.warmup + full.repeats) * full.new_tokens / ((short.warmup + short.repeats) * short.new_tokens)
@@ -129,13 +129,13 @@ def t4_estimate() -> tuple[dict[str, float], str]:
 
 
 def class_plan(download_mb_s: float = CLASS_RATE_MB_S) -> dict[str, dict]:
-    """The core track on Colab T4s with the class's shared copies (utils.class_copy), per notebook: its
+    """The core track on Colab T4s with the class's shared copies (utils.tools.class_copy), per notebook: its
     talk, exercises, what it moves in its fresh runtime (hub downloads, class copies), the minutes that
     takes at ``download_mb_s``, the wait left after the talk (each notebook's first cell starts its
     downloads, learners run it as the talk begins), and its T4 run (estimate)."""
     from .class_copy import transfers
-    from .emulate import TARGETS, described
-    from .profiles import get_profile
+    from ..emulate import TARGETS, described
+    from ..profiles import get_profile
     check_rate(download_mb_s)
     moved = transfers(get_profile(CLASS_PROFILE), described(TARGETS["t4"]))
     run, _ = t4_estimate()

@@ -1,8 +1,8 @@
 """GPU reference measurements at real size with random weights, and their report.
 
-    python -m utils.gpu_check --models Qwen/Qwen3-8B Qwen/Qwen3-14B --out results/gpu_check
-    LLMFLATION_EMULATE=t4 python -m utils.gpu_check --models Qwen/Qwen3-8B    # under a T4's limits
-    LLMFLATION_RANDOM_WEIGHTS=reduced python -m utils.gpu_check               # CPU dry run
+    python -m utils.tools.gpu_check --models Qwen/Qwen3-8B Qwen/Qwen3-14B --out results/gpu_check
+    LLMFLATION_EMULATE=t4 python -m utils.tools.gpu_check --models Qwen/Qwen3-8B    # under a T4's limits
+    LLMFLATION_RANDOM_WEIGHTS=reduced python -m utils.tools.gpu_check               # CPU dry run
 
 For each model, built from its config with random weights (no download):
 
@@ -31,20 +31,20 @@ import time
 import traceback
 from pathlib import Path
 
-from . import cli
-from .cost import roofline_tokens_per_s
-from .data import gpu, gpu_key_for
-from .hardware import Hardware, detect_hardware, synchronize
-from .loading import free, load_model, model_config
-from .attention import REPEAT_KV, BackendUnavailable, attention_kernel, force_sdpa
-from .measure import ATTENTION_NAME_PARTS, measure_generation, measure_prefill, profiled_kernels
-from .memory import ModelShape, ModelTooLargeError, measured_weight_bytes
-from .profiles import ModelRef
-from .quality import heldout_text
-from .quiet import quiet_transformers
+from .. import cli
+from ..cost import roofline_tokens_per_s
+from ..data import gpu, gpu_key_for
+from ..hardware import Hardware, detect_hardware, synchronize
+from ..loading import free, load_model, model_config
+from ..attention import REPEAT_KV, BackendUnavailable, attention_kernel, force_sdpa
+from ..measure import ATTENTION_NAME_PARTS, measure_generation, measure_prefill, profiled_kernels
+from ..memory import ModelShape, ModelTooLargeError, measured_weight_bytes
+from ..profiles import ModelRef
+from ..quality import heldout_text
+from ..quiet import quiet_transformers
 from .gpu_report import report, write_report  # noqa: F401 - report re-exported
-from .rehearsal import LABEL
-from .results import ResultsStore, run_context
+from ..rehearsal import LABEL
+from ..results import ResultsStore, run_context
 
 SECTIONS = ("precision", "attention", "batch", "compile")
 SDPA_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH")
@@ -190,8 +190,8 @@ class GpuCheck:
     def work_precision(self, ref: ModelRef) -> str:
         """The precision the attention, batch and compile sections run at: the compute dtype
         where the model fits (as on a big GPU), else NF4 (as the notebooks do on a T4)."""
-        from .hardware import available_gb
-        from .memory import check_fits, predict_memory
+        from ..hardware import available_gb
+        from ..memory import check_fits, predict_memory
         shape = ModelShape.from_config(model_config(ref))
         try:
             check_fits(predict_memory(shape, self.hw.compute_dtype, context=2048,
@@ -308,7 +308,7 @@ class GpuCheck:
 
 @cli.command
 def main(argv=None) -> int:
-    from . import rehearsal
+    from .. import rehearsal
 
     parser = argparse.ArgumentParser(description="GPU reference measurements with random weights.")
     parser.add_argument("--models", nargs="+", default=["Qwen/Qwen3-8B"])
