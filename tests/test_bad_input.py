@@ -578,3 +578,35 @@ def test_a_measurement_taken_on_a_busy_machine_is_flagged_on_the_curve(tmp_path)
     target = next(line for line in text.splitlines() if line.startswith("target"))
     assert "unsteady" not in target
     assert "!unsteady: + 4-bit: the repeats of that measurement disagree by more than 10%" in text
+
+
+def test_smaller_escapes_pickle_only_folder_local_profile_and_a_newer_schema(tmp_path, monkeypatch):
+    """#29 item 14: a folder with only pytorch_model.bin says why the pickle is refused; a profile of local
+    folders needs no internet; a record written by a newer kit is named, not read as if it were ours."""
+    import shutil
+
+    from utils.refs import ModelLoadError, local_path
+    from utils.profiles import ModelRef
+    from utils.refs import OFFLINE_DIR
+    only_bin = tmp_path / "pickled"
+    only_bin.mkdir()
+    (only_bin / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    with pytest.raises(ModelLoadError, match=r"no config.json.*only a pickle checkpoint \(pytorch_model.bin\).*safetensors only"):
+        local_path(ModelRef(str(only_bin), "local"))
+    folders = {}
+    for role in ("target", "draft", "baseline"):
+        folders[role] = tmp_path / role
+        shutil.copytree(OFFLINE_DIR / role, folders[role])
+    path = profile_file(tmp_path, monkeypatch, **{f'id = "offline:{role}",{" " * gap}revision = "local"':
+                                                  f'id = "{folders[role]}", revision = "local"'
+                                                  for role, gap in (("target", 3), ("draft", 4), ("baseline", 1))})
+    assert "offline:" not in path.read_text()
+    monkeypatch.setattr(preflight, "has_internet", lambda: False)
+    (net,) = [c for c in preflight.network_checks(get_profile_named("mine")) if c.name == "internet"]
+    assert net.ok and "every model of this profile is a folder on this machine" in net.message
+    store = ResultsStore(tmp_path / "r.jsonl")
+    add(store, "target", 100.0)
+    with open(store.path, "a") as f:
+        f.write(json.dumps(dict(store.records()[0], schema=2)) + "\n")
+    records, problems = store.read()
+    assert len(records) == 1 and "schema 2: written by a newer version of the kit" in problems[0]

@@ -164,6 +164,13 @@ def network_checks(profile: Profile) -> list[Check]:
     refs = [r for r in (getattr(profile, role, None) for role in ROLES) if r]
     if all(r.is_offline for r in refs):
         return [Check("internet", True, "not needed: the offline profile uses the kit's own models")]
+    def on_this_machine(ref: ModelRef) -> bool:
+        try:
+            return local_path(ref) is not None
+        except ModelLoadError:                      # a folder that is not there: memory_checks says so
+            return True
+    if all(on_this_machine(r) for r in refs):
+        return [Check("internet", True, "not needed: every model of this profile is a folder on this machine")]
     online = has_internet()
     checks = [Check("internet", online, "huggingface.co reachable" if online else
                     "the hub is unreachable: models already in your cache still load; "

@@ -39,11 +39,18 @@ def local_path(ref: ModelRef) -> Path | None:
     if not (path / "config.json").is_file():
         hint = (" Rebuild the offline models with: python -m utils.tools.build_offline_models"
                 if ref.is_offline else "")
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES) if path.is_dir() else []
+        if pickles:
+            hint += (f" It holds only a pickle checkpoint ({', '.join(pickles)}), which the kit would refuse anyway: "
+                     f"{PICKLE_WHY}")
         raise ModelLoadError(f"model directory {path} is missing or has no config.json.{hint}")
     return path
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+PICKLE_WHY = ("the kit loads safetensors only: unpickling a file can run any code it contains. Convert it once "
+              "where you trust the file (load it with transformers, then save_pretrained(folder, "
+              "safe_serialization=True)), or use a model published as safetensors.")
 
 
 def check_weights(path: Path) -> None:
@@ -54,10 +61,8 @@ def check_weights(path: Path) -> None:
     pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise ModelLoadError(
-            f"model folder {path} holds only a pickle checkpoint ({', '.join(pickles)}). The kit loads "
-            f"safetensors only: unpickling a file can run any code it contains. Convert it once where "
-            f"you trust the file (load it with transformers, then save_pretrained(folder, "
-            f"safe_serialization=True)), or use a model published as safetensors.")
+            f"model folder {path} holds only a pickle checkpoint ({', '.join(pickles)}). The "
+            f"{PICKLE_WHY[4:]}")
     raise ModelLoadError(f"model folder {path} has a config.json but no *.safetensors weights; "
                          f"copy the whole model folder, or give a hub id instead")
 

@@ -103,6 +103,10 @@ def record_problems(record) -> list[str]:
     as the string "12.3" is reported, never dropped silently) and finite."""
     if not isinstance(record, dict):
         return [f"a {type(record).__name__}, not a results record (an object)"]
+    schema = record.get("schema", SCHEMA)
+    if not (isinstance(schema, int) and not isinstance(schema, bool)) or schema > SCHEMA:
+        return [f"schema {schema!r}: written by a newer version of the kit (this one reads schema {SCHEMA}); "
+                f"update the kit (git pull) to read it"]
     out = [f"{key} must be a non-empty string" for key in ("kind", "step")
            if not (isinstance(record.get(key), str) and record[key])]
     for key in ("settings", "metrics"):
