@@ -63,7 +63,7 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         f"assumed as fast as the hub, {download_mb_s:g} MB/s; loading a kept copy prints the rate it really got.",
         "- **GPU run, lower bound**: the t4 profile's notebooks under a T4's limits *on an H100*, short runs "
         f"(`datasets/reference/{GPU_REHEARSAL}.md`). A T4 is slower; no notebook has been timed on a real T4 yet.",
-        "- **Talk and exercises**: the plan's choices (`utils/timetable.py`, `PLAN`), yours to change.",
+        "- **Talk and exercises**: the plan's choices (`utils/tools/plan.py`, `PLAN`), yours to change.",
         "",
         "## Per notebook",
         "",
@@ -133,15 +133,17 @@ def class_section(download_mb_s: float = CLASS_RATE_MB_S) -> list[str]:
         f"## The 3-hour Colab T4 class: the core track",
         "",
         "The mission's path, each notebook with one exercise; notebooks 08 and 09 and the other exercises are "
-        "optional modules or a second session (`utils/timetable.py`, `CORE`). It runs as one class:",
+        "optional modules or a second session (`utils/tools/plan.py`, `CORE`). It runs as one class:",
         "",
         f"- **The class's copies, prepared once.** Before class, on a Colab T4, the instructor runs "
         f"`python -m utils.tools.class_copy share <folder>`: {', '.join(f'{r.id} in {p}' for _, r, p in shared)}, "
         f"{folder_gb:.1f} GB in the kit's kept-copy format with its manifest (computed: the predicted weight memory; "
-        f"the instructor's Drive needs that much, and a free Google account has 15 GB). Learners add the shared folder "
+        f"the instructor's Drive needs that much room: check it against the account's storage before class). "
+        f"Learners add the shared folder "
         f"to their Drive as `MyDrive/llmflation-class`; `python -m utils.tools.class_copy check` or the preflight says "
-        f"whether their runtime can use it. Every notebook except 02 reads it instead of the hub; 02 downloads the "
-        f"16-bit checkpoints it quantizes.",
+        f"whether their runtime can use it. Every notebook except 02 reads these copies instead of downloading those "
+        f"models' 16-bit checkpoints (the draft and any 16-bit model still come from the hub: the table says what each "
+        f"moves); 02 downloads the 16-bit checkpoints it quantizes.",
         "- **The wait behind the talk.** Each notebook's first cell starts its downloads in the background; learners "
         "run it as the instructor starts the notebook's talk, and only what is still coming when the talk ends is a "
         "wait (the cell that loads the model shows it as a progress bar).",
