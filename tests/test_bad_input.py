@@ -610,3 +610,21 @@ def test_smaller_escapes_pickle_only_folder_local_profile_and_a_newer_schema(tmp
         f.write(json.dumps(dict(store.records()[0], schema=2)) + "\n")
     records, problems = store.read()
     assert len(records) == 1 and "schema 2: written by a newer version of the kit" in problems[0]
+
+
+def test_a_headless_notebook_run_prints_no_kernel_transport_warning(tmp_path):
+    """make rehearse and utils.lab --notebooks once printed "Kernel is running over TCP without encryption"
+    per notebook; kernels now talk over IPC (the kernel's own stderr still reaches the console)."""
+    import subprocess
+    import sys
+
+    import nbformat
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "print(6 * 7)")]), path)
+    code = ("import json, sys; from pathlib import Path; from utils.tools.rehearse import run_notebook; "
+            f"print(json.dumps(run_notebook(Path({str(path)!r}), {{}}, timeout=120, gpu=False, save=None)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert json.loads(done.stdout.splitlines()[-1])["ok"], done.stderr
+    assert "without encryption" not in done.stderr and "TCP" not in done.stderr
