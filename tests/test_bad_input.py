@@ -571,13 +571,18 @@ def test_a_measurement_taken_on_a_busy_machine_is_flagged_on_the_curve(tmp_path)
     store.append("benchmark", step="+ 4-bit", settings=dict(model="m", precision="nf4-dq", profile="offline"),
                  metrics={"e2e_tok_s": {"median": 7.0, "low": 6.5, "high": 362.0}, "batch": 1},
                  context={"timestamp": "2026-11-23T00:01:00+00:00", "hardware": {"gpu_name": None}})
+    store.append("benchmark", step="+ batching", settings=dict(model="m", precision="float32", profile="offline"),
+                 metrics={"e2e_tok_s": {"median": 800.0, "low": 700.0, "high": 900.0}, "batch": 2},
+                 context={"timestamp": "2026-11-23T00:02:00+00:00", "hardware": {"gpu_name": None}})
     rows = curve_rows(store.records(), 1.0)
     text = summary(rows)
     four = next(line for line in text.splitlines() if line.startswith("+ 4-bit"))
     assert "!unsteady: repeats 5079% apart" in four
     target = next(line for line in text.splitlines() if line.startswith("target"))
     assert "unsteady" not in target
-    assert "!unsteady: + 4-bit: the repeats of that measurement disagree by more than 10%" in text
+    assert "!unsteady: + 4-bit, + batching: the repeats of that measurement disagree by more than 10%" in text
+    # a kept step whose repeats disagree makes the techniques' total uncertain, and the line says so
+    assert "(uncertain: + batching !unsteady)" in next(line for line in text.splitlines() if line.startswith("techniques"))
 
 
 def test_smaller_escapes_pickle_only_folder_local_profile_and_a_newer_schema(tmp_path, monkeypatch):

@@ -237,8 +237,10 @@ def summary(rows: list[dict], records: list[dict] | None = None) -> str:
                      f"{moe['swap_factor']:.3g}x {moe['swap_verdict']}: {moe['swap_quality']}")
     if len(path) > 1:
         factors = " x ".join(f"{r['factor']:.3g} ({r['step']})" for r in path[1:])
+        shaky_path = [r["step"] for r in path if unsteady(r)]
         lines.append(f"techniques from {path[0]['step']} to {path[-1]['step']}: {factors} "
-                     f"= {t['techniques']:.3g}x cheaper")
+                     f"= {t['techniques']:.3g}x cheaper"
+                     + (f" (uncertain: {', '.join(shaky_path)} !unsteady)" if shaky_path else ""))
     if t["same_capability"] is not None:
         lines.append(f"same capability: {t['techniques']:.3g}x (techniques) x {t['swap']:.3g}x (swap) "
                      f"= {t['same_capability']:.3g}x cheaper than the larger baseline")
