@@ -280,3 +280,20 @@ def test_preflight_says_which_class_copies_this_runtime_can_use(tmp_path, monkey
     (copy / kept.MANIFEST).write_text(json.dumps(dict(
         kept.wanted(profile.target, "nf4", "float16"), files={"model.safetensors": 64}, saved="2026-11-23")))
     assert class_checks(profile, t4)[0].ok and "no download" in class_checks(profile, t4)[0].message
+
+
+def test_a_learner_whose_cheapest_precision_the_class_does_not_share_is_told(tmp_path, monkeypatch, hw, capsys):
+    from utils import session
+    from utils.profiles import get_profile
+    monkeypatch.setenv(kept.ENV_CLASS, str(tmp_path / "class"))
+    copy = kept.folder(tmp_path / "class", get_profile("t4").target, "nf4")
+    copy.mkdir(parents=True)
+    (copy / "model.safetensors").write_bytes(b"x" * 64)
+    (copy / kept.MANIFEST).write_text(json.dumps(dict(
+        kept.wanted(get_profile("t4").target, "nf4", "float16"), files={"model.safetensors": 64}, saved="2026-11-23")))
+    lab = session.Lab(notebook="05", hw=hw["T4"], profile=get_profile("t4"), store=None, price_per_hour=0.35, text="")
+    monkeypatch.delenv("LLMFLATION_RANDOM_WEIGHTS", raising=False)
+    lab._class_copy_note("fp4")
+    assert "the class shares Qwen/Qwen3-8B in nf4, not fp4" in capsys.readouterr().out
+    lab._class_copy_note("nf4")
+    assert capsys.readouterr().out == ""

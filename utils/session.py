@@ -76,7 +76,26 @@ class Lab:
             print(f"{step}: builds on your '{base['builds_on']}' ({base['precision']}, "
                   f"{base['attn_implementation']}, {base['tokens_per_s']:.1f} tok/s): the cheapest "
                   f"configuration before it that measurably helped")
+        self._class_copy_note(base["precision"])
         return base
+
+    def _class_copy_note(self, precision: str) -> None:
+        """In a class with shared copies (utils.kept.class_root), say when ``precision`` has none and
+        the target will therefore be downloaded, and which precision the class copy holds."""
+        from . import kept
+        from .downloads import download_gb, is_hub
+        from .preflight import fitting_precision
+        ref = self.profile.target
+        if kept.class_root() is None or not is_hub(ref) or self.random_weights:
+            return
+        quiet = (lambda message: None)
+        if kept.class_copy(ref, precision, kept.compute_of(self.hw, precision), log=quiet) is not None:
+            return
+        shared = fitting_precision(self.profile, self.hw)
+        if kept.class_copy(ref, shared, kept.compute_of(self.hw, shared), log=quiet) is not None:
+            print(f"class copy: the class shares {ref.id} in {shared}, not {precision}: loading {precision} downloads "
+                  f"its {download_gb(ref):.1f} GB checkpoint. To read the class copy instead, load it in {shared} "
+                  f"(base['precision'] = '{shared}')")
 
     def record(self, step: str, settings: dict, metrics: dict, kind: str = "notebook") -> dict:
         """Append one measurement, with its full context, to the results store."""
