@@ -136,12 +136,13 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
 def spread_pct(record: dict) -> float | None:
     """How far a record's repeats disagree, (max - min) / median of its end-to-end tokens/s in
     percent (None for a computed record or one without repeats)."""
+    from .measure import Stat
     from .steps import rate, spread
     median = rate(record)
     if median is None or record["settings"].get("computed"):
         return None
     low, high = spread(record)
-    return None if low is None or high is None else (high - low) / median * 100
+    return None if low is None or high is None else Stat(median, low, high, 0).spread_pct
 
 
 def unsteady(row: dict) -> bool:

@@ -95,7 +95,8 @@ def snapshot(ref: ModelRef) -> str:
 def cache_folder(ref: ModelRef) -> Path:
     """The hub cache's folder of ``ref`` (its files arrive in ``blobs/``)."""
     from huggingface_hub.constants import HF_HUB_CACHE
-    return Path(HF_HUB_CACHE) / ("models--" + ref.id.replace("/", "--"))
+    from huggingface_hub.file_download import repo_folder_name
+    return Path(HF_HUB_CACHE) / repo_folder_name(repo_id=ref.id, repo_type="model")
 
 
 def arrived_bytes(ref: ModelRef) -> int:

@@ -12,11 +12,11 @@ off), else ``MyDrive/llmflation-lab/models/`` on Colab with Drive mounted, else 
 local machine's hub cache already lasts.
 
 **The class's copies** (:func:`class_root`, read only): an instructor prepares the quantized
-models once, ``python -m utils.kept share <folder>`` on the class's kind of GPU, and shares the
+models once, ``python -m utils.tools.class_copy share <folder>`` on the class's kind of GPU, and shares the
 folder (on Drive: shared with the learners, who add it to their Drive as
 ``MyDrive/llmflation-class``; anywhere else: ``$LLMFLATION_CLASS_DIR``). Every notebook that
 does not teach quantization then reads the class's copy instead of downloading the 16-bit
-checkpoint (notebook 02 still quantizes in the learner's runtime). ``python -m utils.kept check``
+checkpoint (notebook 02 still quantizes in the learner's runtime). ``python -m utils.tools.class_copy check``
 says, in a learner's runtime, which copies it can use; a copy that does not match is refused
 with the reason, as a learner's own kept copy is.
 
@@ -87,11 +87,11 @@ def class_copy(ref: ModelRef, precision: str, compute: str, log=print) -> Copy |
 
 
 def compute_of(hw, precision: str) -> str:
-    """The compute dtype a load on ``hw`` uses for ``precision`` (as utils.loading chooses it),
-    which a copy's manifest must match."""
-    if precision in BYTES_16:
-        return precision
-    return "float32" if hw.device == "cpu" and hw.compute_dtype == "float16" else hw.compute_dtype
+    """The compute dtype a load on ``hw`` uses for ``precision`` (utils.loading loads with it, and a
+    copy's manifest must match it): a 16-bit precision computes in itself, a bitsandbytes one in the
+    machine's compute dtype; never fp16 on a CPU (slow and lossy there), fp32 instead."""
+    compute = precision if precision in BYTES_16 else hw.compute_dtype
+    return "float32" if hw.device == "cpu" and compute == "float16" else compute
 
 
 def worth_keeping(ref: ModelRef, precision: str) -> bool:

@@ -245,9 +245,7 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     if random_weights is None:
         random_weights = rehearsal.mode() is not None
     precision = check_precision(precision or hw.compute_dtype)
-    compute = hw.compute_dtype if precision not in BYTES_16 else precision
-    if hw.device == "cpu" and compute == "float16":
-        compute = "float32"  # fp16 matmuls on CPU are slow and lossy; compute in fp32
+    compute = kept.compute_of(hw, precision)
     check_attention(attn_implementation, hw)
     attention.register()
 

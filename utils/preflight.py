@@ -48,7 +48,7 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
     checks = []
     available = available_gb(hw)
     where = "GPU" if hw.device == "cuda" else "RAM"
-    room = (f"free on the GPU" if hw.live or hw.device != "cuda" else f"of the {hw.gpu_name} this profile describes")
+    room = "free on the GPU" if hw.live or hw.device != "cuda" else f"of the {hw.gpu_name} this profile describes"
     for role in ROLES:
         ref = getattr(profile, role, None)
         if ref is None:                   # a profile without a mixture of experts or a small model
@@ -248,6 +248,18 @@ def shared_models(profile: Profile, hw: Hardware, precision: str | None = None) 
     return out
 
 
+def class_copies(base: Path, profile: Profile, hw: Hardware, precision: str | None = None) -> list[tuple]:
+    """For each model a class shares (:func:`shared_models`): (role, model, precision, the usable copy
+    in ``base`` or None, why a copy that is there is not usable or None)."""
+    from . import kept
+    out = []
+    for role, ref, chosen in shared_models(profile, hw, precision):
+        said: list[str] = []
+        found = kept.find(base, ref, chosen, kept.compute_of(hw, chosen), log=said.append, kind="class copy")
+        out.append((role, ref, chosen, found, said[0] if said else None))
+    return out
+
+
 def class_checks(profile: Profile, hw: Hardware) -> list[Check]:
     """Whether this runtime sees the class's shared copies (utils.tools.class_copy) and can use each;
     nothing where no class folder is set up (the notebooks download from the hub as usual)."""
@@ -255,15 +267,11 @@ def class_checks(profile: Profile, hw: Hardware) -> list[Check]:
     base = kept.class_root()
     if base is None:
         return []
-    checks = []
-    for role, ref, precision in shared_models(profile, hw):
-        said: list[str] = []
-        found = kept.find(base, ref, precision, kept.compute_of(hw, precision), log=said.append, kind="class copy")
-        checks.append(Check(f"class copy ({role})", found is not None,
-                            f"{kept.describe(found)} for this runtime" if found is not None else
-                            (said[0] if said else f"{ref.id} at {precision} is not in {base}")
-                            + f": this runtime downloads its {download_gb(ref):.1f} GB instead"))
-    return checks
+    return [Check(f"class copy ({role})", found is not None,
+                  f"{kept.describe(found)} for this runtime" if found is not None else
+                  (why or f"{ref.id} at {precision} is not in {base}")
+                  + f": this runtime downloads its {download_gb(ref):.1f} GB instead")
+            for role, ref, precision, found, why in class_copies(base, profile, hw)]
 
 
 def to_download(notebook: str, profile: Profile, hw: Hardware) -> list[ModelRef]:

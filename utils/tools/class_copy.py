@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import cli, kept
 from ..memory import check_precision
-from ..preflight import shared_models
+from ..preflight import class_copies, shared_models
 from ..profiles import ModelRef, Profile
 
 def check(folder: Path | None, profile: Profile, hw, precision: str | None = None, log=print) -> bool:
@@ -35,14 +35,12 @@ def check(folder: Path | None, profile: Profile, hw, precision: str | None = Non
             f"MyDrive/{kept.CLASS_FOLDER} (with a models/ folder in it), or set ${kept.ENV_CLASS}")
         return False
     ok = True
-    for role, ref, chosen in shared_models(profile, hw, precision):
-        why: list[str] = []
-        copy = kept.find(folder, ref, chosen, kept.compute_of(hw, chosen), log=why.append, kind="class copy")
+    for role, ref, chosen, copy, why in class_copies(folder, profile, hw, precision):
         if copy is not None:
             log(f"[ok] {role}: {kept.describe(copy)}")
         else:
             ok = False
-            log(f"[!!] {role}: {ref.id} at {chosen}: " + (why[0] if why else f"no copy in {folder}")
+            log(f"[!!] {role}: {ref.id} at {chosen}: " + (why or f"no copy in {folder}")
                 + " - this runtime downloads its 16-bit checkpoint instead")
     return ok
 
