@@ -119,8 +119,8 @@ def write_timings(seconds: dict[str, float]) -> None:
     """Record the solutions' run times and the machine they ran on (the timetable's CPU column)."""
     from datetime import datetime, timezone
 
-    from utils.hardware import detect_hardware
-    from utils.profiles import load_profile
+    from utils.models.hardware import detect_hardware
+    from utils.models.profiles import load_profile
     hw = detect_hardware(str(REPO))
     TIMINGS.write_text(json.dumps(dict(
         what="wall time of each solved notebook run top to bottom by scripts/make_exercises.py --execute",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.hardware import Hardware, sdpa_backends_for
+from utils.models.hardware import Hardware, sdpa_backends_for
 
 
 def gpu(name, cc, vram, flash_attn=False):
@@ -33,14 +33,14 @@ def hw():
 
 @pytest.fixture(scope="session")
 def cpu_hw():
-    from utils.hardware import detect_hardware
+    from utils.models.hardware import detect_hardware
     return detect_hardware()
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A 2-layer random Llama (sizes multiples of 64) with the offline tokenizer."""
-    from utils.loading import OFFLINE_DIR, random_checkpoint
+    from utils.models.loading import OFFLINE_DIR, random_checkpoint
     from utils.quiet import quiet_transformers
 
     quiet_transformers()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from utils import benchmark, classroom, lab, preflight
+from utils import benchmark, classroom, lab
+from utils.models import preflight
 from utils.results import CorruptResultsError, ResultsStore
 
 GOOD = """
@@ -56,7 +57,7 @@ def add(store, step="target", rate=100.0, gpu_name=None, profile="offline", **me
 
 # --- 1. profiles are validated when read -------------------------------------------------
 def test_every_fault_of_a_profile_is_reported_at_once_with_file_and_name(tmp_path, monkeypatch):
-    from utils.profiles import ProfileError, get_profile
+    from utils.models.profiles import ProfileError, get_profile
     path = profile_file(tmp_path, monkeypatch, **{
         "repeats        = 1": 'repeats        = "three"',
         'precisions     = ["float32"]': 'precisions     = "nf4"',
@@ -114,7 +115,7 @@ def test_ctrl_c_in_the_benchmark_keeps_the_records_and_says_so(tmp_path, monkeyp
 
 
 def test_every_shipped_profile_passes_the_checks():
-    from utils.profiles import _read_tables, problems
+    from utils.models.profiles import _read_tables, problems
     assert {name: problems(table) for name, table in _read_tables().items()} == \
         {name: [] for name in _read_tables()}
 
@@ -123,7 +124,7 @@ def test_every_shipped_profile_passes_the_checks():
 def test_a_step_that_cannot_be_measured_stops_alone_with_its_reason(tmp_path, monkeypatch, cpu_hw):
     from utils.measure import ImpossibleTimingError
     profile_file(tmp_path, monkeypatch)
-    from utils.profiles import get_profile
+    from utils.models.profiles import get_profile
     bench = benchmark.Bench(get_profile("mine"), cpu_hw, ResultsStore(tmp_path / "r.jsonl"), log=print)
     ran = []
 
@@ -166,7 +167,7 @@ def test_an_unexpected_error_in_one_step_stops_that_step_keeps_its_traceback_and
 def test_a_run_whose_prefill_outlasts_the_whole_generation_is_refused_not_clamped(tiny_checkpoint, cpu_hw,
                                                                                   monkeypatch):
     import utils.measure as measure
-    from utils.loading import load_model
+    from utils.models.loading import load_model
     loaded = load_model(str(tiny_checkpoint), "float32", hw=cpu_hw, attn_implementation="eager")
     # warmup=0 stored 7e9 tok/s once: the cold 1-token run took longer than the warm full run.
     # A repeat like that is measured again (a busy moment); one that stays impossible is refused.
@@ -378,7 +379,7 @@ def test_a_read_only_results_file_is_refused_and_left_alone(tmp_path, monkeypatc
 def test_a_model_folder_with_only_a_pickle_checkpoint_is_refused_saying_why(tmp_path, cpu_hw, tiny_checkpoint):
     import shutil
 
-    from utils.loading import ModelLoadError, load_model
+    from utils.models.loading import ModelLoadError, load_model
     folder = tmp_path / "pickled"
     shutil.copytree(tiny_checkpoint, folder)
     for weights in folder.glob("*.safetensors"):
@@ -416,8 +417,8 @@ def test_a_draft_with_another_tokenizer_of_the_same_size_is_refused():
 
 
 def test_the_offline_pair_shares_a_tokenizer_and_the_benchmark_checks_it(tmp_path, monkeypatch, cpu_hw):
-    from utils.loading import load_model
-    from utils.profiles import get_profile
+    from utils.models.loading import load_model
+    from utils.models.profiles import get_profile
     from utils.speculative import check_pair
     target, draft = load_model("offline:target", hw=cpu_hw), load_model("offline:draft", hw=cpu_hw)
     check_pair(target.model.config, draft.model.config, target.tokenizer, draft.tokenizer)
@@ -469,7 +470,7 @@ def test_the_memory_model_counts_what_transformers_builds(model_type, config):
 
 
 def test_an_unsupported_architecture_is_refused_before_loading(tmp_path, cpu_hw):
-    from utils.loading import load_model
+    from utils.models.loading import load_model
     from utils.memory import UnsupportedArchitecture
     folder = tmp_path / "moe"
     folder.mkdir()
@@ -480,7 +481,7 @@ def test_an_unsupported_architecture_is_refused_before_loading(tmp_path, cpu_hw)
 
 # --- 10. time budget --------------------------------------------------------------------------
 def test_a_step_past_its_budget_stops_and_says_so(tmp_path, monkeypatch, cpu_hw):
-    from utils.profiles import get_profile
+    from utils.models.profiles import get_profile
     profile_file(tmp_path, monkeypatch, **{"gpu_price_key": "step_budget_s  = 0\ngpu_price_key"})
     bench = benchmark.Bench(get_profile("mine"), cpu_hw, ResultsStore(tmp_path / "r.jsonl"), log=print)
     bench.guarded("+ batching", bench.batching)
@@ -489,7 +490,7 @@ def test_a_step_past_its_budget_stops_and_says_so(tmp_path, monkeypatch, cpu_hw)
 
 
 def test_a_budget_that_is_not_a_number_is_a_profile_fault(tmp_path, monkeypatch):
-    from utils.profiles import ProfileError, get_profile
+    from utils.models.profiles import ProfileError, get_profile
     profile_file(tmp_path, monkeypatch, **{"gpu_price_key": 'step_budget_s  = "ten minutes"\ngpu_price_key'})
     with pytest.raises(ProfileError, match="step_budget_s = 'ten minutes': expected a number >= 0"):
         get_profile("mine")
@@ -522,7 +523,7 @@ def test_preflight_refuses_a_draft_the_benchmark_would_refuse(tmp_path, monkeypa
     """Another vocabulary size, or the same size with another tokenizer: preflight says so before a download."""
     import shutil
 
-    from utils.refs import OFFLINE_DIR
+    from utils.models.refs import OFFLINE_DIR
     for fault in ("vocab", "tokenizer"):
         draft = tmp_path / fault
         shutil.copytree(OFFLINE_DIR / "draft", draft)
@@ -546,12 +547,12 @@ def test_preflight_refuses_a_draft_the_benchmark_would_refuse(tmp_path, monkeypa
 
 
 def get_profile_named(name):
-    from utils.profiles import get_profile
+    from utils.models.profiles import get_profile
     return get_profile(name)
 
 
 def test_a_gpu_profile_on_a_cpu_is_blocked_and_judged_against_the_gpu_it_describes(cpu_hw):
-    from utils.profiles import get_profile
+    from utils.models.profiles import get_profile
     checks = preflight.preflight(get_profile("t4"), cpu_hw)
     assert any(c.name == "GPU" and c.blocking for c in checks)
     memory = [c for c in checks if c.name.startswith("target Qwen/Qwen3-8B")]
@@ -590,9 +591,9 @@ def test_smaller_escapes_pickle_only_folder_local_profile_and_a_newer_schema(tmp
     folders needs no internet; a record written by a newer kit is named, not read as if it were ours."""
     import shutil
 
-    from utils.refs import ModelLoadError, local_path
-    from utils.profiles import ModelRef
-    from utils.refs import OFFLINE_DIR
+    from utils.models.refs import ModelLoadError, local_path
+    from utils.models.profiles import ModelRef
+    from utils.models.refs import OFFLINE_DIR
     only_bin = tmp_path / "pickled"
     only_bin.mkdir()
     (only_bin / "pytorch_model.bin").write_bytes(b"\x80\x04")

@@ -94,7 +94,7 @@ def test_random_weights_benchmark_is_labelled(quick_profile, tmp_path):
 
 
 def test_main_job_stops_before_any_work_when_preflight_blocks(hw, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("utils.preflight.has_internet", lambda: False)
+    monkeypatch.setattr("utils.models.preflight.has_internet", lambda: False)
     monkeypatch.setattr("utils.lab.detect_hardware", lambda: hw["none"])
     results = tmp_path / "r.jsonl"
     assert lab.main(["--profile", "a100-80", "--results", str(results)]) == 1    # no GPU here
@@ -105,7 +105,7 @@ def test_main_job_stops_before_any_work_when_preflight_blocks(hw, tmp_path, monk
 def test_on_a_t4_the_benchmark_plans_nf4_for_target_and_baseline(hw, tmp_path, monkeypatch):
     """The plan only (no GPU here): what each step would load on a free Colab T4."""
     from utils.memory import ModelTooLargeError
-    from utils.profiles import get_profile
+    from utils.models.profiles import get_profile
 
     planned = []
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from utils.downloads import download_gb, fetch, notebook_models, plan
-from utils.profiles import ModelRef, get_profile
+from utils.models.downloads import download_gb, fetch, notebook_models, plan
+from utils.models.profiles import ModelRef, get_profile
 
 
 def test_sizes_are_the_16bit_checkpoint_even_for_a_4bit_run():
@@ -15,7 +15,7 @@ def test_sizes_are_the_16bit_checkpoint_even_for_a_4bit_run():
 
 
 def test_a_notebooks_plan_names_each_download_and_its_size(monkeypatch):
-    import utils.downloads as downloads
+    import utils.models.downloads as downloads
     monkeypatch.setattr(downloads, "cached", lambda ref: False)
     t4 = get_profile("t4")
     assert [r.id for r in notebook_models("06 larger baseline", t4)] == ["Qwen/Qwen3-8B", "Qwen/Qwen3-14B"]
@@ -54,7 +54,7 @@ def test_fetch_shows_progress_for_the_download_only_and_never_asks_for_pickles(m
 
 
 def test_the_class_table_counts_repeat_downloads_in_fresh_runtimes():
-    from utils.downloads import table
+    from utils.models.downloads import table
     lines = table(get_profile("t4"))
     assert lines[0].startswith("01  Qwen/Qwen3-8B 16.4 GB") and "29.5 GB" in lines[5]
     fresh, once = [float(x) for x in __import__("re").findall(r"([\d.]+) GB", lines[-1])]
@@ -69,7 +69,7 @@ def hub_stand_in(tmp_path, monkeypatch):
     """A local stand-in for the hub: serves a model's files slowly into a cache folder under tmp_path,
     so the background download, its progress and the wait are real and no network is used."""
     import threading
-    from utils import downloads
+    from utils.models import downloads
     monkeypatch.setattr(downloads, "_JOBS", {})
     monkeypatch.setattr(downloads, "cached", lambda ref: False)
     monkeypatch.setattr(downloads, "download_gb", lambda ref: 0.001)            # 1 MB expected
@@ -92,7 +92,7 @@ def hub_stand_in(tmp_path, monkeypatch):
 
 
 def test_a_notebooks_downloads_start_in_the_background_and_a_load_waits_for_them(hub_stand_in):
-    from utils import downloads
+    from utils.models import downloads
     serve, release, served = hub_stand_in
     target, draft = ModelRef("Qwen/Qwen3-8B", "main"), ModelRef("Qwen/Qwen3-0.6B", "main")
     said = []
@@ -107,7 +107,7 @@ def test_a_notebooks_downloads_start_in_the_background_and_a_load_waits_for_them
 
 
 def test_a_failed_background_download_is_raised_where_the_model_is_needed(hub_stand_in):
-    from utils import downloads
+    from utils.models import downloads
     serve, release, _ = hub_stand_in
     target = ModelRef("Qwen/Qwen3-8B", "main")
     downloads.start_background([target], download=lambda ref: serve(ref, fail=OSError("connection reset")),
@@ -122,9 +122,9 @@ def test_the_first_cell_starts_only_what_no_copy_serves(tmp_path, monkeypatch, h
     """notebook 02 always downloads the 16-bit checkpoint it quantizes; the others skip a model the
     class's copy serves; the offline models download nothing."""
     import json
-    from utils import kept
-    from utils.preflight import to_download
-    from utils.profiles import get_profile
+    from utils.models import kept
+    from utils.models.preflight import to_download
+    from utils.models.profiles import get_profile
     t4, profile = hw["T4"], get_profile("t4")
     monkeypatch.setenv(kept.ENV_KEEP, "off")
     monkeypatch.setenv(kept.ENV_CLASS, str(tmp_path / "class"))
@@ -142,7 +142,8 @@ def test_the_first_cell_starts_only_what_no_copy_serves(tmp_path, monkeypatch, h
 
 
 def test_a_notebooks_first_cell_starts_its_downloads(hub_stand_in, monkeypatch, capsys):
-    from utils import downloads, preflight, session
+    from utils import session
+    from utils.models import downloads, preflight
     serve, release, served = hub_stand_in
     draft = ModelRef("Qwen/Qwen3-0.6B", "main")
     monkeypatch.setattr(preflight, "to_download", lambda notebook, profile, hw: [draft])

@@ -1,7 +1,7 @@
 import pytest
 
-from utils.hardware import bf16_native, sdpa_backends_for
-from utils.profiles import ProfileError, auto_profile_name, get_profile, load_profile, profile_names
+from utils.models.hardware import bf16_native, sdpa_backends_for
+from utils.models.profiles import ProfileError, auto_profile_name, get_profile, load_profile, profile_names
 
 
 def test_bf16_by_compute_capability_not_emulation():
@@ -68,7 +68,7 @@ def test_malformed_extra_profile_file_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def get_profile_text(name):
-    from utils.profiles import PROFILES_FILE
+    from utils.models.profiles import PROFILES_FILE
     text = PROFILES_FILE.read_text()
     start = text.index(f"[{name}]")
     end = text.find("\n[", start + 1)
@@ -77,14 +77,14 @@ def get_profile_text(name):
 
 @pytest.mark.parametrize("name, precision", [("T4", "nf4"), ("L4", "bfloat16"), ("A100-80", "bfloat16")])
 def test_target_precision_fits_the_gpu(hw, name, precision, monkeypatch):
-    from utils.preflight import fitting_precision
+    from utils.models.preflight import fitting_precision
     monkeypatch.delenv("LLMFLATION_PROFILE", raising=False)
     assert fitting_precision(load_profile(hw=hw[name]), hw[name]) == precision
 
 
 def test_preflight_on_a_t4_flags_fp16_8b_and_says_why(hw, monkeypatch):
-    from utils.preflight import preflight
-    monkeypatch.setattr("utils.preflight.has_internet", lambda: False)
+    from utils.models.preflight import preflight
+    monkeypatch.setattr("utils.models.preflight.has_internet", lambda: False)
     checks = {c.name: c for c in preflight(get_profile("t4"), hw["T4"])}
     assert not checks["target Qwen/Qwen3-8B float16"].ok
     assert "needs about" in checks["target Qwen/Qwen3-8B float16"].message
@@ -95,7 +95,7 @@ def test_preflight_on_a_t4_flags_fp16_8b_and_says_why(hw, monkeypatch):
 
 
 def test_gpu_profile_on_a_cpu_is_refused_by_preflight(hw):
-    from utils.preflight import preflight
+    from utils.models.preflight import preflight
     checks = {c.name: c for c in preflight(get_profile("a100-80"), hw["none"])}
     assert not checks["GPU"].ok and checks["GPU"].blocking
     # what fits is judged on the GPU the profile describes (an A100 80GB), not on this machine's RAM
@@ -104,9 +104,9 @@ def test_gpu_profile_on_a_cpu_is_refused_by_preflight(hw):
 
 
 def test_hf_token_value_is_never_shown(hw, monkeypatch):
-    from utils.preflight import network_checks
+    from utils.models.preflight import network_checks
     monkeypatch.setenv("HF_TOKEN", "hf_secret_value_123")
-    monkeypatch.setattr("utils.preflight.has_internet", lambda: True)
+    monkeypatch.setattr("utils.models.preflight.has_internet", lambda: True)
     text = "\n".join(str(c) for c in network_checks(get_profile("t4")))
     assert "set (not shown)" in text and "hf_secret" not in text
 
@@ -127,7 +127,7 @@ def test_unknown_gpu_asks_for_its_numbers():
 
 def test_baseline_precision_falls_back_to_nf4_or_refuses(hw):
     from utils.memory import ModelTooLargeError
-    from utils.preflight import fitting_precision
+    from utils.models.preflight import fitting_precision
     assert fitting_precision(get_profile("t4"), hw["T4"], role="baseline") == "nf4"
     assert fitting_precision(get_profile("a100-80"), hw["A100-80"], role="baseline") == "bfloat16"
     with pytest.raises(ModelTooLargeError, match="Qwen3-14B"):
@@ -144,7 +144,7 @@ def _cgroup(tmp_path, files: dict, proc: str):
 
 
 def test_cgroup_v2_quota_and_memory_limit_are_read(tmp_path):
-    from utils.hardware import cgroup_limits
+    from utils.models.hardware import cgroup_limits
     root, proc = _cgroup(tmp_path, {"cgroup.controllers": "cpu memory", "cpu.max": "100000 100000",
                                     "memory.max": str(2 * 1024**3)}, "0::/\n")
     assert cgroup_limits(root, proc) == {"cpu_quota": 1.0, "memory_gb": 2 * 1024**3 / 1e9,
@@ -152,7 +152,7 @@ def test_cgroup_v2_quota_and_memory_limit_are_read(tmp_path):
 
 
 def test_cgroup_v2_without_limits_and_tightest_parent_wins(tmp_path):
-    from utils.hardware import cgroup_limits
+    from utils.models.hardware import cgroup_limits
     root, proc = _cgroup(tmp_path, {"cgroup.controllers": "", "cpu.max": "max 100000",
                                     "memory.max": "max"}, "0::/\n")
     assert cgroup_limits(root, proc) == {"cpu_quota": None, "memory_gb": None, "memory_free_gb": None}
@@ -165,7 +165,7 @@ def test_cgroup_v2_without_limits_and_tightest_parent_wins(tmp_path):
 
 
 def test_cgroup_v1_quota_and_unlimited_memory(tmp_path):
-    from utils.hardware import cgroup_limits
+    from utils.models.hardware import cgroup_limits
     root, proc = _cgroup(tmp_path, {"cpu,cpuacct/cpu.cfs_quota_us": "150000",
                                     "cpu,cpuacct/cpu.cfs_period_us": "100000",
                                     "memory/memory.limit_in_bytes": "9223372036854771712"},
@@ -174,13 +174,13 @@ def test_cgroup_v1_quota_and_unlimited_memory(tmp_path):
 
 
 def test_no_cgroup_files_means_no_limits(tmp_path):
-    from utils.hardware import cgroup_limits
+    from utils.models.hardware import cgroup_limits
     assert cgroup_limits(tmp_path / "none", tmp_path / "missing") == {
         "cpu_quota": None, "memory_gb": None, "memory_free_gb": None}
 
 
 def test_a_container_limit_shapes_cpus_ram_and_the_fit_check(monkeypatch):
-    import utils.hardware as hwmod
+    import utils.models.hardware as hwmod
     monkeypatch.setattr(hwmod, "cgroup_limits", lambda: {"cpu_quota": 1.0, "memory_gb": 2.1,
                                                          "memory_free_gb": 1.7})
     monkeypatch.setattr(hwmod, "ram_gb", lambda: 23.5)
@@ -197,7 +197,7 @@ def test_a_container_limit_shapes_cpus_ram_and_the_fit_check(monkeypatch):
 def test_torch_threads_follow_the_usable_cpus_and_are_never_raised():
     import torch
 
-    from utils.hardware import Hardware, configure_threads
+    from utils.models.hardware import Hardware, configure_threads
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(4)
@@ -222,8 +222,8 @@ def test_binder_pins_the_tested_cpu_build_of_torch():
 
 
 def test_the_cpu_profile_does_not_claim_binder_which_it_does_not_fit():
-    from utils.hardware import Hardware
-    from utils.preflight import memory_checks
+    from utils.models.hardware import Hardware
+    from utils.models.preflight import memory_checks
     # Binder's 2 GiB, less what JupyterLab and a kernel that has imported the kit use (the
     # kernel alone: 0.26 GB RSS after start() and importing transformers, measured on the CPU build)
     binder = Hardware(device="cpu", ram_gb=2 * 1024**3 / 1e9, free_ram_gb=1.75, free_disk_gb=10)
@@ -256,9 +256,9 @@ def test_a_described_t4_is_computed_with_its_own_limits_even_on_a_bigger_gpu(mon
     machine's memory is its own figure, never the live GPU's free memory."""
     import torch
 
-    from utils.emulate import TARGETS, described
-    from utils.hardware import available_gb
-    from utils.preflight import fitting_precision
+    from utils.models.emulate import TARGETS, described
+    from utils.models.hardware import available_gb
+    from utils.models.preflight import fitting_precision
     t4 = described(TARGETS["t4"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (80 * 10**9, 80 * 10**9))

@@ -1,13 +1,13 @@
-"""Kept copies (utils.kept): a quantized model saved once and read back in a later runtime."""
+"""Kept copies (utils.models.kept): a quantized model saved once and read back in a later runtime."""
 
 import json
 from collections import namedtuple
 
 import pytest
 
-from utils import kept
-from utils.loading import load_model
-from utils.profiles import ModelRef
+from utils.models import kept
+from utils.models.loading import load_model
+from utils.models.profiles import ModelRef
 
 HUB = ModelRef("Qwen/Qwen3-8B", "main")
 
@@ -81,7 +81,7 @@ def test_without_keep_a_copy_is_neither_written_nor_read(tiny_checkpoint, cpu_hw
 
 
 def test_a_copy_saved_after_a_forward_pass_on_a_cpu_reads_back_wrong(tiny_checkpoint, cpu_hw, tmp_path):
-    """Why utils.kept saves right after loading: bitsandbytes repacks 4-bit weights for the CPU at
+    """Why utils.models.kept saves right after loading: bitsandbytes repacks 4-bit weights for the CPU at
     the first forward pass, and save_pretrained then writes the repacked bytes."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -181,8 +181,8 @@ def test_no_room_on_the_local_disk_reads_the_copy_where_it_is(saved, tmp_path, m
 
 
 def test_preflight_says_whether_the_targets_copy_is_there_or_has_room(tmp_path, monkeypatch, hw):
-    from utils.preflight import kept_checks
-    from utils.profiles import get_profile
+    from utils.models.preflight import kept_checks
+    from utils.models.profiles import get_profile
     t4, profile = hw["T4"], get_profile("t4")
     usage = namedtuple("usage", "total used free")
     monkeypatch.setenv(kept.ENV_KEEP, str(tmp_path / "drive" / "models"))
@@ -226,7 +226,7 @@ def test_a_class_copy_is_prepared_once_and_read_instead_of_quantizing(tmp_path, 
     and a copy made with another bitsandbytes is refused with the reason."""
     import torch
     from utils.tools import class_copy
-    from utils.profiles import get_profile
+    from utils.models.profiles import get_profile
     profile, folder, said = get_profile("offline"), tmp_path / "class", []
     monkeypatch.delenv(kept.ENV_CLASS, raising=False)
     monkeypatch.setenv(kept.ENV_KEEP, "off")
@@ -252,7 +252,7 @@ def test_a_class_copy_is_prepared_once_and_read_instead_of_quantizing(tmp_path, 
 
 def test_sharing_what_fits_in_16_bits_or_without_a_folder_says_why(tmp_path, monkeypatch, cpu_hw, capsys):
     from utils.tools import class_copy
-    from utils.profiles import get_profile
+    from utils.models.profiles import get_profile
     said = []
     assert not class_copy.share(tmp_path / "c", get_profile("offline"), cpu_hw, "float32", log=said.append)
     assert "nothing to share" in said[0] and not (tmp_path / "c").exists()
@@ -265,8 +265,8 @@ def test_sharing_what_fits_in_16_bits_or_without_a_folder_says_why(tmp_path, mon
 
 
 def test_preflight_says_which_class_copies_this_runtime_can_use(tmp_path, monkeypatch, hw):
-    from utils.preflight import class_checks
-    from utils.profiles import get_profile
+    from utils.models.preflight import class_checks
+    from utils.models.profiles import get_profile
     t4, profile = hw["T4"], get_profile("t4")
     monkeypatch.delenv(kept.ENV_CLASS, raising=False)
     assert class_checks(profile, t4) == []                      # no class folder: nothing said
@@ -284,7 +284,7 @@ def test_preflight_says_which_class_copies_this_runtime_can_use(tmp_path, monkey
 
 def test_a_learner_whose_cheapest_precision_the_class_does_not_share_is_told(tmp_path, monkeypatch, hw, capsys):
     from utils import session
-    from utils.profiles import get_profile
+    from utils.models.profiles import get_profile
     monkeypatch.setenv(kept.ENV_CLASS, str(tmp_path / "class"))
     copy = kept.folder(tmp_path / "class", get_profile("t4").target, "nf4")
     copy.mkdir(parents=True)

@@ -1,7 +1,7 @@
 import pytest
 
-from utils.hardware import Hardware
-from utils.loading import ModelLoadError, load_model, quantization_config
+from utils.models.hardware import Hardware
+from utils.models.loading import ModelLoadError, load_model, quantization_config
 from utils.measure import Stat, measure_generation
 from utils.memory import ModelTooLargeError, measured_weight_bytes
 from utils.speculative import AcceptanceRecorder, check_pair, set_draft_length
@@ -65,7 +65,7 @@ def test_random_weights_path_builds_from_config_alone(tmp_path, cpu_hw):
 def test_random_checkpoint_is_built_once_per_model(tmp_path, cpu_hw, monkeypatch):
     import json
 
-    import utils.loading as loading
+    import utils.models.loading as loading
     cfg = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
                num_attention_heads=1, num_key_value_heads=1, vocab_size=2048, tie_word_embeddings=True)
     (tmp_path / "config.json").write_text(json.dumps(cfg))
@@ -126,7 +126,7 @@ def test_random_checkpoint_is_written_in_shards_from_shapes_alone(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from utils.loading import random_checkpoint
+    from utils.models.loading import random_checkpoint
     cfg = dict(model_type="qwen2", hidden_size=128, intermediate_size=256, num_hidden_layers=2,
                num_attention_heads=2, num_key_value_heads=1, vocab_size=2048, tie_word_embeddings=True)
     folder = random_checkpoint(cfg, "bfloat16", tmp_path / "ckpt", shard_gb=0.0006)
@@ -147,7 +147,7 @@ def test_random_checkpoint_is_written_in_shards_from_shapes_alone(tmp_path):
 def test_random_checkpoint_refuses_when_the_disk_is_too_small(tmp_path, monkeypatch):
     from collections import namedtuple
 
-    import utils.loading as loading
+    import utils.models.loading as loading
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(loading.shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 1000, 1000))
     cfg = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
@@ -168,7 +168,7 @@ def test_non_finite_logits_are_stopped_with_the_fp16_explanation(tiny_checkpoint
 
 
 def test_loading_checks_logits_exactly_when_computing_in_fp16():
-    from utils.loading import needs_finite_check
+    from utils.models.loading import needs_finite_check
     assert needs_finite_check("float16", random_weights=False)
     assert not needs_finite_check("bfloat16", random_weights=False)
     assert not needs_finite_check("float32", random_weights=False)

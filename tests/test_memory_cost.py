@@ -135,7 +135,7 @@ def test_annual_decline_recovers_ten_x_from_seed_points():
 def test_the_notebooks_roofline_is_the_formula_with_this_machines_bandwidth(tmp_path, capsys):
     from utils.cost import roofline_tokens_per_s
     from utils.data import gpu
-    from utils.loading import model_config
+    from utils.models.loading import model_config
     from utils.memory import ModelShape
     from utils.session import start
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from utils.loading import OFFLINE_DIR, load_model
+from utils.models.loading import OFFLINE_DIR, load_model
 from utils.measure import make_inputs
 from utils.quality import heldout_text, perplexity
 from utils.speculative import AcceptanceRecorder, check_pair, set_draft_length
@@ -102,9 +102,9 @@ def test_agreement_reports_the_first_divergence():
 def test_the_moe_has_the_targets_active_size_and_about_the_baselines_total(cpu_hw):
     """Built as Mixtral: 11 experts, 2 per token, each half the target's MLP width, so a token
     uses the target's parameters and memory holds about the baseline's."""
-    from utils.loading import model_config
+    from utils.models.loading import model_config
     from utils.memory import ModelShape
-    from utils.profiles import ModelRef
+    from utils.models.profiles import ModelRef
     folder = OFFLINE_DIR / "moe"
     assert (folder / "model.safetensors").is_file() and not list(folder.glob("*.bin"))
     cfg = json.loads((folder / "config.json").read_text())
@@ -131,9 +131,9 @@ def test_the_readme_states_the_offline_models_sizes_as_their_configs_give_them()
     """The README's offline-profile row is typed prose: its parameter counts must be the configs'."""
     from pathlib import Path
 
-    from utils.loading import model_config
+    from utils.models.loading import model_config
     from utils.memory import ModelShape
-    from utils.profiles import ModelRef
+    from utils.models.profiles import ModelRef
     shapes = {r: ModelShape.from_config(model_config(ModelRef(f"offline:{r}", "local")))
               for r in ("target", "draft", "baseline", "moe")}
     m = lambda n: f"{n / 1e6:.1f}M"                                          # noqa: E731

@@ -66,7 +66,7 @@ def test_mismatched_shapes_are_refused_saying_both():
 
 
 def test_the_real_pair_comes_from_the_middle_layer_and_the_checkpoint_file(tiny_checkpoint, cpu_hw):
-    from utils.loading import free, load_model
+    from utils.models.loading import free, load_model
     from utils.quality import heldout_text
     loaded = load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw)
     try:

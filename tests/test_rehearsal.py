@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from utils import emulate, rehearsal
+from utils.models import emulate, rehearsal
 from utils.attention import REPEAT_KV, BackendUnavailable, attention_kernel, force_sdpa
-from utils.hardware import Hardware
+from utils.models.hardware import Hardware
 
 DATA = Path(__file__).with_name("data")
 
@@ -51,7 +51,7 @@ def test_sdpa_repeat_kv_computes_what_sdpa_computes(tmp_path, cpu_hw):
     """The kit's T4 attention (KV heads repeated, no enable_gqa) gives the same logits."""
     import torch
 
-    from utils.loading import load_model
+    from utils.models.loading import load_model
     cfg = dict(model_type="qwen3", hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                num_attention_heads=4, num_key_value_heads=1, head_dim=64, vocab_size=2048,
                tie_word_embeddings=True)
@@ -67,7 +67,7 @@ def test_sdpa_repeat_kv_computes_what_sdpa_computes(tmp_path, cpu_hw):
 
 
 def test_unknown_attention_name_is_refused_before_loading(cpu_hw):
-    from utils.loading import ModelLoadError, load_model
+    from utils.models.loading import ModelLoadError, load_model
     with pytest.raises(ModelLoadError, match="unknown attention"):
         load_model("offline:target", attn_implementation="flash", hw=cpu_hw)
 
@@ -154,7 +154,7 @@ def test_reduced_vocabularies_differ_where_the_real_ones_do():
 
 
 def test_rehearsal_mode_comes_from_the_environment(monkeypatch):
-    from utils.profiles import load_profile
+    from utils.models.profiles import load_profile
     monkeypatch.delenv(rehearsal.ENV, raising=False)
     assert rehearsal.mode() is None
     monkeypatch.setenv(rehearsal.ENV, "reduced")
@@ -166,7 +166,7 @@ def test_rehearsal_mode_comes_from_the_environment(monkeypatch):
 
 
 def test_short_runs_keep_everything_that_decides_memory(monkeypatch):
-    from utils.profiles import get_profile, load_profile
+    from utils.models.profiles import get_profile, load_profile
     monkeypatch.setenv(rehearsal.ENV_SHORT, "1")
     full, short = get_profile("t4"), load_profile("t4")
     assert (short.target, short.baseline, short.precisions, short.prompt_tokens, short.batch_sizes) == \
@@ -175,8 +175,8 @@ def test_short_runs_keep_everything_that_decides_memory(monkeypatch):
 
 
 def test_random_checkpoints_are_shared_between_processes_through_the_cache(tmp_path, monkeypatch):
-    import utils.loading as loading
-    from utils.profiles import ModelRef
+    import utils.models.loading as loading
+    from utils.models.profiles import ModelRef
     cfg = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
                num_attention_heads=1, num_key_value_heads=1, vocab_size=2048, tie_word_embeddings=True)
     monkeypatch.setenv(loading.ENV_RANDOM_CACHE, str(tmp_path))
@@ -364,7 +364,7 @@ def test_checkpoints_give_no_verdict_in_a_rehearsal(monkeypatch, capsys):
 
 def test_price_follows_the_detected_gpu(hw):
     from utils.data import price_key
-    from utils.profiles import get_profile
+    from utils.models.profiles import get_profile
     a100 = get_profile("a100-80")
     assert price_key(hw["H100"], a100) == "H100-SXM"          # not the A100-80 of its profile
     assert price_key(hw["none"], get_profile("offline")) == "cpu-laptop"
@@ -387,8 +387,8 @@ def test_a_rehearsal_leaves_the_callers_environment_alone(tmp_path, monkeypatch)
 @pytest.mark.parametrize("model", ["offline:target", "offline:draft", "offline:baseline"])
 def test_reduced_configs_are_valid_transformers_configs(model):
     from transformers import AutoConfig
-    from utils.loading import real_config
-    from utils.profiles import ModelRef
+    from utils.models.loading import real_config
+    from utils.models.profiles import ModelRef
     cfg = rehearsal.reduced_config(real_config(ModelRef(model, "local")))
     AutoConfig.for_model(cfg.pop("model_type"), **{k: v for k, v in cfg.items() if not k.startswith("_")})
 
@@ -426,7 +426,7 @@ def test_plots_are_labelled_in_a_rehearsal_only(monkeypatch):
 def test_a_section_records_a_refusal_or_a_failure_frees_the_model_and_goes_on(tmp_path, cpu_hw, monkeypatch):
     from utils.tools import gpu_check
     from utils.memory import ModelTooLargeError
-    from utils.profiles import ModelRef
+    from utils.models.profiles import ModelRef
     check = gpu_check.GpuCheck(cpu_hw, tmp_path, budget=gpu_check.Budget(600))
     freed = []
     monkeypatch.setattr(gpu_check, "free", freed.append)

@@ -41,7 +41,7 @@ def test_percentiles_and_latencies():
 
 
 def test_both_engines_serve_every_request_its_tokens(tiny_checkpoint, cpu_hw):
-    from utils.loading import load_model
+    from utils.models.loading import load_model
     loaded = load_model(str(tiny_checkpoint), "float32", hw=cpu_hw)
     trace = serving.make_trace(loaded.tokenizer, "def f(x):\n    return x + 1\n" * 40, n=5, seed=1,
                                rate_per_s=1000.0, prompt=(8, 40), new=(2, 12), shared_prefix=32)

@@ -157,8 +157,8 @@ def test_a_late_class_is_told_what_to_cut_first():
 
 
 def test_one_t4_memory_figure_in_the_profile_the_emulation_and_the_timetable():
-    from utils.emulate import TARGETS, described
-    from utils.profiles import get_profile
+    from utils.models.emulate import TARGETS, described
+    from utils.models.profiles import get_profile
     t4 = TARGETS["t4"]
     assert described(t4).vram_gb == t4.usable_gb < 15.84        # torch's total on a Colab T4, less the CUDA context
     assert f"{t4.usable_gb:g} GB usable" in get_profile("t4").description

@@ -1,6 +1,6 @@
 """LLMflation Lab: the helpers the workshop notebooks import.
 
-Three kinds of module, one job each.
+Four kinds of module, one job each; model access and the tools have folders of their own.
 
 **The lessons** (what the notebooks call):
 
@@ -16,18 +16,15 @@ Three kinds of module, one job each.
 - ``reference``, ``data``   the kit's own GPU figures and the cited tables
 - ``session``     what each notebook does first (``start``), its checkpoints
 
-**Model access** (which machine, which models, how they arrive):
+**The learner's runs** (their records, and the commands that make them):
 
-- ``machine``, ``hardware``, ``emulate``   what this machine is and can run, a smaller GPU imposed
-- ``profiles``    which models and settings suit it (data in profiles.toml)
-- ``refs``        where a model is and what it is (its config), before anything loads
-- ``loading``     from_pretrained with bitsandbytes and attention kernels
-- ``downloads``, ``kept``   what each notebook downloads (in the background), kept and shared copies
-- ``preflight``   checks before any download
-- ``rehearsal``   random weights of the real architectures, for rehearsals
 - ``results``     the learner's append-only results store
 - ``benchmark``, ``lab``   the headless benchmark and the main job (``make lab``)
 - ``cli``, ``quiet``, ``versions``, ``publish``   command errors, quiet libraries, tested versions, the kit's address
+
+**Model access** lives in :mod:`utils.models` (which machine this is, which models suit it, how they
+arrive: hardware, emulation, profiles, loading, downloads, kept copies, preflight, rehearsal); the
+notebooks take what they need from it in one line (``from utils.models import load_model, free``).
 
 **The maintainer's and the instructor's tools** live in :mod:`utils.tools` (the timetable, the
 class's shared copies, rehearsals, the GPU check, the offline-model build), run as

@@ -52,12 +52,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import cli
-from .hardware import Hardware, configure_threads, detect_hardware
-from .loading import Loaded, ModelLoadError, free, load_model
+from .models.hardware import Hardware, configure_threads, detect_hardware
+from .models.loading import Loaded, ModelLoadError, free, load_model
 from .measure import ImpossibleTimingError, measure_generation
 from .memory import BYTES_16, ModelTooLargeError
-from .preflight import fitting_precision
-from .profiles import Profile, load_profile
+from .models.preflight import fitting_precision
+from .models.profiles import Profile, load_profile
 from .quality import (SCORED_TOKENS, NonFiniteError, completion_items, exact_match, heldout_text,
                       paired_gap, perplexity)
 from .quiet import quiet_transformers
@@ -301,7 +301,7 @@ def main(argv=None) -> int:
                              "also set by LLMFLATION_RANDOM_WEIGHTS")
     parser.add_argument("--steps", nargs="+", choices=STEPS, default=STEPS)
     args = parser.parse_args(argv)
-    from . import rehearsal
+    from .models import rehearsal
     args.random_weights = args.random_weights or rehearsal.mode() is not None
 
     quiet_transformers()

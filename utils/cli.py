@@ -14,18 +14,10 @@ import sys
 USER_ERROR_STATUS = 2
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The kit's exceptions that describe a user's mistake (imported late: no import cycles)."""
-    from .emulate import EmulationError
-    from .refs import ModelLoadError
-    from .memory import ModelTooLargeError
-    from .profiles import ProfileError
-    from .rehearsal import RehearsalError
-    from .results import CorruptResultsError, ResultsPathError
-    from .speculative import PairError
-    from .versions import UntestedVersionError
-    return (ProfileError, ModelLoadError, ModelTooLargeError, CorruptResultsError,
-            ResultsPathError, PairError, UntestedVersionError, EmulationError, RehearsalError)
+class UserError(Exception):
+    """A mistake that is the user's to fix (a bad profile, a model that cannot load or does not fit,
+    a corrupt results file...). Each such error of the kit subclasses it beside its builtin kind
+    (``class ProfileError(UserError, ValueError)``), so this module needs to import none of them."""
 
 
 def command(main):
@@ -34,7 +26,7 @@ def command(main):
     def wrapped(argv=None) -> int:
         try:
             return main(argv)
-        except user_errors() as err:
+        except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             return USER_ERROR_STATUS
     return wrapped

@@ -51,8 +51,8 @@ def fits(shape: ModelShape, precision: str, key: str, context: int) -> bool:
 
 def shape_of(model_id: str) -> ModelShape | None:
     """The real (never shrunk) shape of a model the kit knows, or None."""
-    from .refs import real_config
-    from .profiles import ModelRef
+    from .models.refs import real_config
+    from .models.profiles import ModelRef
     try:
         return ModelShape.from_config(real_config(ModelRef(model_id)))
     except Exception:            # noqa: BLE001 - an unknown or unreachable model: no computation

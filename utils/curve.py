@@ -48,7 +48,7 @@ def gpu_here(records: list[dict]) -> str | None:
     try:
         if name:
             return gpu_key_for(name, hw.get("vram_gb"))
-        from .profiles import load_profile
+        from .models.profiles import load_profile
         profile = load_profile(newest["settings"].get("profile"))
         return profile.gpu_price_key if profile.device == "cuda" else "cpu-laptop"
     except Exception:      # noqa: BLE001 - an unknown GPU or profile: no computed start
@@ -364,7 +364,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     store = ResultsStore(args.results)
     if args.price is None or args.price == 0:
-        from .profiles import load_profile
+        from .models.profiles import load_profile
         key = args.gpu or load_profile().gpu_price_key
         free = args.price == 0
         args.price = gpu(key)["price_per_hour_usd"]

@@ -6,7 +6,8 @@ import csv
 import json
 from pathlib import Path
 
-DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+REPO = Path(__file__).resolve().parent.parent
+DATASETS = REPO / "datasets"
 
 
 def _rows(name: str) -> list[dict]:

@@ -14,10 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import benchmark, cli, curve, preflight
+from . import benchmark, cli, curve
+from .models import preflight
 from .data import gpu, price_key
-from .hardware import detect_hardware
-from .profiles import load_profile
+from .models.hardware import detect_hardware
+from .models.profiles import load_profile
 from .results import ResultsStore
 
 REPO = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-from .hardware import synchronize
+from .models.hardware import synchronize
 
 GB = 1e9
 

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cli import UserError
+
 GB = 1e9  # decimal gigabytes, as GPU vendors and the hub quote sizes
 
 BYTES_16 = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
@@ -49,7 +51,7 @@ PRECISIONS = tuple(BYTES_16) + tuple(QUANT_LINEAR_BYTES)
 FOUR_BIT = tuple(p for p in QUANT_LINEAR_BYTES if p != "int8")
 
 
-class ModelTooLargeError(MemoryError):
+class ModelTooLargeError(UserError, MemoryError):
     """Raised before loading when the predicted memory exceeds what is available."""
 
 

@@ -69,7 +69,7 @@ def check_finite_logits(model, tokenizer, device: str, label: str,
                         text: str = "The price of a million tokens fell") -> None:
     """One short forward pass; raise :class:`NonFiniteError` if any logit is NaN or infinite.
 
-    Run after every load (utils.loading): a T4 computes in fp16, and a bf16-trained model can
+    Run after every load (utils.models.loading): a T4 computes in fp16, and a bf16-trained model can
     overflow there. Checked once, on load, it stops a bad configuration before it is timed."""
     import torch
     ids = tokenizer(text, return_tensors="pt")["input_ids"].to(device)

@@ -14,7 +14,7 @@ def quiet_transformers() -> None:
     """Silence transformers/hub progress bars and info-level logging (idempotent).
 
     Hub progress bars are switched off by function, not by $HF_HUB_DISABLE_PROGRESS_BARS:
-    the variable would also stop utils.downloads from showing a long download's progress."""
+    the variable would also stop utils.models.downloads from showing a long download's progress."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # tqdm warns on stderr when Jupyter lacks ipywidgets; the kit shows no progress bars.
     warnings.filterwarnings("ignore", message="IProgress not found")

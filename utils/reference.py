@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from .cost import roofline_of
-from .rehearsal import LABEL
+from .models.rehearsal import LABEL
 
 FOLDER = Path(__file__).resolve().parent.parent / "datasets" / "reference"
 PUBLISHED = FOLDER.parent / "reference_gpu.csv"

@@ -17,6 +17,8 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .cli import UserError
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = REPO / "results" / "my_results.jsonl"
 ENV_PATH = "LLMFLATION_RESULTS"
@@ -67,11 +69,11 @@ def default_path(in_colab: bool | None = None, drive: Path = COLAB_DRIVE) -> tup
         "from the Files panel before the runtime ends.")
 
 
-class CorruptResultsError(ValueError):
+class CorruptResultsError(UserError, ValueError):
     """A results file that cannot be read back; the file itself is left untouched."""
 
 
-class ResultsPathError(OSError):
+class ResultsPathError(UserError, OSError):
     """A results path that cannot take records (a folder, a read-only file, an unwritable folder)."""
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from .cost import roofline_tokens_per_s
 from .data import gpu, gpu_key_for, price_key
-from .hardware import Hardware, configure_threads, detect_hardware
-from .profiles import Profile, load_profile
+from .models.hardware import Hardware, configure_threads, detect_hardware
+from .models.profiles import Profile, load_profile
 from .quality import heldout_text
 from .quiet import quiet_transformers
 from .results import ResultsStore, check_writable, new_run, run_context
@@ -35,13 +35,13 @@ class Lab:
     @property
     def random_weights(self) -> bool:
         """True in a rehearsal ($LLMFLATION_RANDOM_WEIGHTS): speed and memory real, quality not."""
-        from .rehearsal import mode
+        from .models.rehearsal import mode
         return mode() is not None
 
     def mark(self, fig) -> None:
         """Label a figure of measured figures "random weights: ..." in a rehearsal (no-op otherwise)."""
         if self.random_weights:
-            from .rehearsal import LABEL
+            from .models.rehearsal import LABEL
             fig.suptitle(f"REHEARSAL, {LABEL}", color="tab:red", fontsize=9)
 
     @property
@@ -53,7 +53,7 @@ class Lab:
     def roofline(self, precision: str, context: int = 0, gpu_key: str | None = None) -> float:
         """Decode tokens/s ceiling at batch 1 for the profile's target in ``precision``, from the
         memory bandwidth of this machine (or of ``gpu_key``) in datasets/gpus.csv."""
-        from .refs import model_config
+        from .models.refs import model_config
         from .memory import ModelShape
         shape = ModelShape.from_config(model_config(self.profile.target))
         compute_dtype = self.hw.compute_dtype if gpu_key is None else "float16"  # any GPU: 2 bytes
@@ -64,7 +64,7 @@ class Lab:
         """The configuration a new ``step`` builds on: the cheapest kept one you measured before
         it on this machine and profile (see utils.steps), or the precision that fits and SDPA
         when you have measured none yet. Says what it chose."""
-        from .preflight import fitting_precision
+        from .models.preflight import fitting_precision
         from .steps import build_on
         base = build_on(step, self.store.records(skip_corrupt=True),
                         (self.profile.name, self.hw.gpu_name, self.random_weights),
@@ -80,11 +80,11 @@ class Lab:
         return base
 
     def _class_copy_note(self, precision: str) -> None:
-        """In a class with shared copies (utils.kept.class_root), say when ``precision`` has none and
+        """In a class with shared copies (utils.models.kept.class_root), say when ``precision`` has none and
         the target will therefore be downloaded, and which precision the class copy holds."""
-        from . import kept
-        from .downloads import download_gb, is_hub
-        from .preflight import fitting_precision
+        from .models import kept
+        from .models.downloads import download_gb, is_hub
+        from .models.preflight import fitting_precision
         ref = self.profile.target
         if kept.class_root() is None or not is_hub(ref) or self.random_weights:
             return
@@ -147,13 +147,13 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
     if store.warning:
         print(f"WARNING  : {store.warning}")
     print(f"price    : ${price}/h default for {key} (set lab.price_per_hour to yours)")
-    from .downloads import plan
+    from .models.downloads import plan
     for line in plan(notebook, prof):
         print(f"download : {line}")
-    from .rehearsal import LABEL, mode
+    from .models.rehearsal import LABEL, mode
     if not mode():          # the downloads come in while the instructor introduces the notebook
-        from .downloads import start_background
-        from .preflight import to_download
+        from .models.downloads import start_background
+        from .models.preflight import to_download
         start_background(to_download(notebook, prof, hw), log=lambda m: print(f"download : {m}"))
     if mode():
         print(f"REHEARSAL: {LABEL} ({'reduced architectures' if mode() == 'reduced' else 'real size'}); "
@@ -165,7 +165,7 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
 def finding(text: str) -> None:
     """A result that is neither right nor wrong (a slowdown a CPU is expected to show, a gain the
     theory did not predict): said as a finding, never as a failed checkpoint."""
-    from .rehearsal import mode
+    from .models.rehearsal import mode
     print(("REHEARSAL (random weights): " if mode() else "FINDING: ") + text)
 
 
@@ -174,7 +174,7 @@ def verdict(ok: bool, good: str, bad: str) -> None:
 
     In a random-weight rehearsal a checkpoint judges nothing (quality is meaningless and speed
     may be a shrunk model's), so it says so instead of passing or failing."""
-    from .rehearsal import mode
+    from .models.rehearsal import mode
     if mode():
         print(f"REHEARSAL (random weights), no verdict: {'passes' if ok else 'would ask you to check'}: "
               f"{good if ok else bad}")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .cli import UserError
+
 
 def set_draft_length(draft_model, n: int, schedule: str = "constant",
                      confidence_threshold: float | None = 0.0) -> None:
@@ -36,7 +38,7 @@ def set_draft_length(draft_model, n: int, schedule: str = "constant",
         config.assistant_confidence_threshold = confidence_threshold
 
 
-class PairError(ValueError):
+class PairError(UserError, ValueError):
     """A draft that cannot speak for the target: another vocabulary size or another tokenizer."""
 
 

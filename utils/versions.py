@@ -19,6 +19,8 @@ import os
 from importlib import metadata
 from pathlib import Path
 
+from .cli import UserError
+
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 ALLOW_ENV = "LLMFLATION_ALLOW_UNTESTED"     # "1": warn instead of stopping (make compat uses it)
 KNOWN_FAILURES = {
@@ -27,7 +29,7 @@ KNOWN_FAILURES = {
 }
 
 
-class UntestedVersionError(RuntimeError):
+class UntestedVersionError(UserError, RuntimeError):
     """A library version outside the range the kit is tested with; the message says the fix."""
 
 

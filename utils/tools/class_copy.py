@@ -7,7 +7,7 @@ Without a shared copy every learner's runtime downloads each model's 16-bit chec
 notebook and bitsandbytes quantizes it again (:mod:`utils.tools.timetable` counts it). ``share`` loads
 each quantized model the notebooks read on the profile (the target, the larger baseline and the
 mixture of experts, at the precision that fits the GPU) and saves it, as loaded, to ``<folder>``
-in the kit's kept-copy format with its manifest (:mod:`utils.kept`). Share that folder with the
+in the kit's kept-copy format with its manifest (:mod:`utils.models.kept`). Share that folder with the
 learners; on Colab each adds it to their Drive as ``MyDrive/llmflation-class`` (or points
 ``$LLMFLATION_CLASS_DIR`` at it), and every notebook except 02 (which teaches quantizing) reads
 it instead of the hub. A copy is made with one bitsandbytes version and compute dtype; a learner's
@@ -21,10 +21,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import cli, kept
+from .. import cli
+from ..models import kept
 from ..memory import check_precision
-from ..preflight import class_copies, shared_models
-from ..profiles import ModelRef, Profile
+from ..models.preflight import class_copies, shared_models
+from ..models.profiles import ModelRef, Profile
 
 def check(folder: Path | None, profile: Profile, hw, precision: str | None = None, log=print) -> bool:
     """Say, one line per shared model, whether this runtime can use the class's copy in ``folder``
@@ -46,9 +47,9 @@ def check(folder: Path | None, profile: Profile, hw, precision: str | None = Non
 
 
 def share(folder: Path, profile: Profile, hw, precision: str | None = None, log=print) -> bool:
-    """Load each model of :func:`utils.preflight.shared_models` and keep it in ``folder`` (a copy already there that
+    """Load each model of :func:`utils.models.preflight.shared_models` and keep it in ``folder`` (a copy already there that
     matches is loaded, which checks it reads back); then :func:`check` the folder."""
-    from ..loading import free, load_model
+    from ..models.loading import free, load_model
     planned = shared_models(profile, hw, precision)
     if not planned:
         log(f"nothing to share on profile {profile.name} here: every model fits in 16 bits, so a copy "
@@ -64,7 +65,7 @@ def share(folder: Path, profile: Profile, hw, precision: str | None = None, log=
 
 def predicted_gb(ref: ModelRef, precision: str, hw) -> float:
     """A copy's size: the predicted weight memory, which a saved copy matches (tests/test_kept.py)."""
-    from ..refs import model_config
+    from ..models.refs import model_config
     from ..memory import ModelShape, predict_memory
     shape = ModelShape.from_config(model_config(ref))
     return predict_memory(shape, precision, compute_dtype=kept.compute_of(hw, precision)).weights_gb
@@ -75,7 +76,7 @@ def transfers(profile: Profile, hw) -> dict[str, "Transfer"]:
     read from the class folder (each shared model, at its copy's size), downloaded from the hub
     (notebook 02's 16-bit checkpoints, which it quantizes itself, and every model not shared).
     Computed, as the timetable counts it."""
-    from ..downloads import EVERY_PRECISION, NOTEBOOK_ROLES, Transfer, download_gb
+    from ..models.downloads import EVERY_PRECISION, NOTEBOOK_ROLES, Transfer, download_gb
     shared = {role: (ref, precision) for role, ref, precision in shared_models(profile, hw)}
     out = {}
     for nb, roles in NOTEBOOK_ROLES.items():
@@ -94,8 +95,8 @@ def transfers(profile: Profile, hw) -> dict[str, "Transfer"]:
 
 @cli.command
 def main(argv=None) -> int:
-    from ..hardware import detect_hardware
-    from ..profiles import load_profile
+    from ..models.hardware import detect_hardware
+    from ..models.profiles import load_profile
     parser = argparse.ArgumentParser(description="Prepare the class's quantized models once, or check "
                                                  "which of them this runtime can use.")
     parser.add_argument("action", choices=("share", "check"))

@@ -34,16 +34,16 @@ from pathlib import Path
 from .. import cli
 from ..cost import roofline_tokens_per_s
 from ..data import gpu, gpu_key_for
-from ..hardware import Hardware, detect_hardware, synchronize
-from ..loading import free, load_model, model_config
+from ..models.hardware import Hardware, detect_hardware, synchronize
+from ..models.loading import free, load_model, model_config
 from ..attention import REPEAT_KV, BackendUnavailable, attention_kernel, force_sdpa
 from ..measure import ATTENTION_NAME_PARTS, measure_generation, measure_prefill, profiled_kernels
 from ..memory import ModelShape, ModelTooLargeError, measured_weight_bytes
-from ..profiles import ModelRef
+from ..models.profiles import ModelRef
 from ..quality import heldout_text
 from ..quiet import quiet_transformers
 from .gpu_report import report, write_report  # noqa: F401 - report re-exported
-from ..rehearsal import LABEL
+from ..models.rehearsal import LABEL
 from ..results import ResultsStore, run_context
 
 SECTIONS = ("precision", "attention", "batch", "compile")
@@ -190,7 +190,7 @@ class GpuCheck:
     def work_precision(self, ref: ModelRef) -> str:
         """The precision the attention, batch and compile sections run at: the compute dtype
         where the model fits (as on a big GPU), else NF4 (as the notebooks do on a T4)."""
-        from ..hardware import available_gb
+        from ..models.hardware import available_gb
         from ..memory import check_fits, predict_memory
         shape = ModelShape.from_config(model_config(ref))
         try:
@@ -308,7 +308,7 @@ class GpuCheck:
 
 @cli.command
 def main(argv=None) -> int:
-    from .. import rehearsal
+    from ..models import rehearsal
 
     parser = argparse.ArgumentParser(description="GPU reference measurements with random weights.")
     parser.add_argument("--models", nargs="+", default=["Qwen/Qwen3-8B"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..attention import attention_kernel
 from ..cost import roofline_of
-from ..rehearsal import LABEL
+from ..models.rehearsal import LABEL
 from ..results import ResultsStore
 
 

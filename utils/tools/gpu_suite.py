@@ -5,7 +5,7 @@
 
 Steps, each a separate process (a failure is recorded and the next step runs):
 
-1. ``preflight``      what fits here (python -m utils.preflight)
+1. ``preflight``      what fits here (python -m utils.models.preflight)
 2. ``reference``      decode per precision with roofline fraction, prefill per attention
                       kernel and which kernel ran, batch sweep, static cache + compile
                       (python -m utils.tools.gpu_check)
@@ -29,7 +29,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..rehearsal import ENV, LABEL
+from ..models.rehearsal import ENV, LABEL
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     profile = [] if gpu else ["--profile", "t4"]
     pick = ["--notebooks", *args.notebooks] if args.notebooks else []
     cache = ["--cache", env["LLMFLATION_RANDOM_CACHE"]]
-    steps = [("preflight", ["utils.preflight", *profile]),
+    steps = [("preflight", ["utils.models.preflight", *profile]),
              ("reference", ["utils.tools.gpu_check", "--out", str(out / "reference"), "--budget-s", str(args.budget_s)]),
              ("notebooks", ["utils.tools.rehearse", *profile, *(["--reduced"] if not gpu else []),
                             "--out", str(out / "notebooks"), *pick, *cache]),

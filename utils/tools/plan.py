@@ -69,22 +69,22 @@ def gpu_rehearsal() -> dict[str, float]:
 
 def downloads(profile_name: str) -> tuple[dict[str, float], float]:
     """GB each notebook of the plan downloads on ``profile_name`` in a fresh runtime, and the GB of the
-    distinct models (one runtime, or a kept cache); computed by :mod:`utils.downloads`."""
-    from ..downloads import sizes, totals
-    from ..profiles import get_profile
+    distinct models (one runtime, or a kept cache); computed by :mod:`utils.models.downloads`."""
+    from ..models.downloads import sizes, totals
+    from ..models.profiles import get_profile
     profile = get_profile(profile_name)
     per = sizes(profile)
     return {nb: sum(per.get(nb[:2], {}).values()) for nb in PLAN}, totals(per)[1]
 
 
 def kept(profile_name: str = "t4") -> tuple[str, float, dict]:
-    """With the target's copy kept on Drive (:mod:`utils.kept`): the precision it is kept in on a
+    """With the target's copy kept on Drive (:mod:`utils.models.kept`): the precision it is kept in on a
     T4 (the one that fits there), the copy's GB, and per notebook of the plan what it downloads
-    and moves to or from Drive in a fresh runtime; computed by :mod:`utils.downloads`."""
-    from ..downloads import Transfer, with_kept_copy
-    from ..preflight import kept_copy_gb
-    from ..emulate import TARGETS, described
-    from ..profiles import get_profile
+    and moves to or from Drive in a fresh runtime; computed by :mod:`utils.models.downloads`."""
+    from ..models.downloads import Transfer, with_kept_copy
+    from ..models.preflight import kept_copy_gb
+    from ..models.emulate import TARGETS, described
+    from ..models.profiles import get_profile
     profile = get_profile(profile_name)
     precision, copy_gb = kept_copy_gb(profile, described(TARGETS["t4"]))
     per = with_kept_copy(profile, copy_gb)
@@ -99,11 +99,11 @@ def t4_estimate() -> tuple[dict[str, float], str]:
     measured step (bitsandbytes NF4 at batch 1 is host-bound on the H100)."""
     from ..cost import roofline_tokens_per_s
     from ..data import gpu
-    from ..refs import model_config
+    from ..models.refs import model_config
     from ..memory import ModelShape
-    from ..profiles import get_profile
+    from ..models.profiles import get_profile
     from ..reference import records
-    from ..rehearsal import short_runs
+    from ..models.rehearsal import short_runs
     full = get_profile(CLASS_PROFILE)
     short = short_runs(full)
     tokens = (full.warmup + full.repeats) * full.new_tokens / ((short.warmup + short.repeats) * short.new_tokens)
@@ -134,8 +134,8 @@ def class_plan(download_mb_s: float = CLASS_RATE_MB_S) -> dict[str, dict]:
     takes at ``download_mb_s``, the wait left after the talk (each notebook's first cell starts its
     downloads, learners run it as the talk begins), and its T4 run (estimate)."""
     from .class_copy import transfers
-    from ..emulate import TARGETS, described
-    from ..profiles import get_profile
+    from ..models.emulate import TARGETS, described
+    from ..models.profiles import get_profile
     check_rate(download_mb_s)
     moved = transfers(get_profile(CLASS_PROFILE), described(TARGETS["t4"]))
     run, _ = t4_estimate()

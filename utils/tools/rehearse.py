@@ -28,8 +28,9 @@ import threading
 import time
 from pathlib import Path
 
-from .. import cli, emulate, rehearsal
-from ..rehearsal import LABEL
+from .. import cli
+from ..models import emulate, rehearsal
+from ..models.rehearsal import LABEL
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -171,8 +172,8 @@ def main(argv=None) -> int:
 def _main(argv=None) -> int:
     from datetime import datetime, timezone
 
-    from ..hardware import detect_hardware
-    from ..profiles import load_profile
+    from ..models.hardware import detect_hardware
+    from ..models.profiles import load_profile
     from ..results import software_versions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

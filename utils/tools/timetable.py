@@ -10,7 +10,7 @@ Every minute in it comes from one of these, and the page names which:
   run top to bottom (``datasets/reference/offline-cpu_notebooks.json``, written by
   ``python scripts/make_exercises.py --execute``, with the machine it ran on);
 * **downloads** on a GPU profile: computed, the models each notebook loads
-  (:mod:`utils.downloads`: parameters x 2 bytes) at a download rate that is an
+  (:mod:`utils.models.downloads`: parameters x 2 bytes) at a download rate that is an
   **assumption** (:data:`ASSUMED_DOWNLOAD_MB_S`, or yours with ``--download-mb-s``);
 * **GPU run time**: the only GPU figures are the rehearsal of the t4 profile under a T4's
   limits on an H100 (``datasets/reference/t4-emulated-on-h100_notebooks.jsonl``: H100 speed,
@@ -59,7 +59,7 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
         f"`python -m utils.tools.timetable --download-mb-s <yours>`.",
         f"- **T4, target kept on Drive**: the notebooks that load the target pass `keep=True`, so with Drive "
         f"mounted the first saves it in {kept_precision} ({copy_gb:.1f} GB: its predicted weight memory, which a "
-        f"saved copy matches) and later runtimes read that copy instead of downloading (`utils/kept.py`). Drive is "
+        f"saved copy matches) and later runtimes read that copy instead of downloading (`utils/models/kept.py`). Drive is "
         f"assumed as fast as the hub, {download_mb_s:g} MB/s; loading a kept copy prints the rate it really got.",
         "- **GPU run, lower bound**: the t4 profile's notebooks under a T4's limits *on an H100*, short runs "
         f"(`datasets/reference/{GPU_REHEARSAL}.md`). A T4 is slower; no notebook has been timed on a real T4 yet.",
@@ -119,9 +119,9 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
 def class_section(download_mb_s: float = CLASS_RATE_MB_S) -> list[str]:
     """The page's section on the core track for a Colab T4 class (:func:`class_plan`)."""
     from .class_copy import predicted_gb
-    from ..emulate import TARGETS, described
-    from ..preflight import shared_models
-    from ..profiles import get_profile
+    from ..models.emulate import TARGETS, described
+    from ..models.preflight import shared_models
+    from ..models.profiles import get_profile
     plan, (_, how) = class_plan(download_mb_s), t4_estimate()
     t4 = TARGETS["t4"]
     shared = shared_models(get_profile(CLASS_PROFILE), described(t4))

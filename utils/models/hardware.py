@@ -157,7 +157,7 @@ def has_internet(host: str = "huggingface.co", port: int = 443, timeout: float =
 def detect_hardware(disk_path: str = ".") -> Hardware:
     """Describe this machine. Never raises for a missing GPU: it reports ``device="cpu"``.
 
-    With $LLMFLATION_EMULATE set (utils.emulate), a bigger GPU is described as
+    With $LLMFLATION_EMULATE set (utils.models.emulate), a bigger GPU is described as
     the emulated one and its limits are imposed on this process.
     """
     import torch

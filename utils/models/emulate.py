@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass, replace
 
 from .machine import Hardware, bf16_native, sdpa_backends_for
+from ..cli import UserError
 
 ENV = "LLMFLATION_EMULATE"
 
@@ -48,7 +49,7 @@ TARGETS = {
 }
 
 
-class EmulationError(RuntimeError):
+class EmulationError(UserError, RuntimeError):
     """Emulation asked for where it cannot be done."""
 
 

@@ -11,14 +11,14 @@ import json
 import os
 from pathlib import Path
 
-from .data import model_configs
+from ..data import REPO, model_configs
 from .profiles import ModelRef
+from ..cli import UserError
 
-REPO = Path(__file__).resolve().parent.parent
 OFFLINE_DIR = REPO / "models" / "offline"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """A model that cannot be loaded, with what to do about it."""
 
 
@@ -69,7 +69,7 @@ def check_weights(path: Path) -> None:
 
 def model_config(ref: ModelRef) -> dict:
     """config.json as a dict: local file, the shipped table, or (last) a small hub download.
-    Under the reduced rehearsal (utils.rehearsal) the same architecture, shrunk."""
+    Under the reduced rehearsal (utils.models.rehearsal) the same architecture, shrunk."""
     from . import rehearsal
     config = real_config(ref)
     return rehearsal.reduced_config(config) if rehearsal.mode() == "reduced" else config

@@ -16,14 +16,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import attention
+from .. import attention
 from .hardware import Hardware, available_gb, detect_hardware
-from .memory import BYTES_16, MemoryEstimate, ModelShape, check_fits, check_precision, predict_memory
+from ..memory import BYTES_16, MemoryEstimate, ModelShape, check_fits, check_precision, predict_memory
 from .profiles import ModelRef
 from .refs import (OFFLINE_DIR, PICKLE_SUFFIXES, REPO, ModelLoadError, as_ref, check_weights,  # noqa: F401 - re-exported
                    hub_errors, local_path, model_config, real_config)
-from .quiet import quiet_transformers
-from .quality import check_finite_logits
+from ..quiet import quiet_transformers
+from ..quality import check_finite_logits
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Loaded:
     predicted: MemoryEstimate
     load_seconds: float
     random_weights: bool = False
-    kept_copy: Path | None = None      # the kept copy it was read from (utils.kept), if any
+    kept_copy: Path | None = None      # the kept copy it was read from (utils.models.kept), if any
 
     def settings(self) -> dict:
         return dict(model=self.ref.id, revision=self.ref.revision, precision=self.precision,
@@ -225,12 +225,12 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     with advice for a missing directory, no internet, a gated model or an
     unavailable attention kernel.
 
-    ``keep=True`` uses a kept copy (:mod:`utils.kept`: on Colab, on Drive) where copies are kept
+    ``keep=True`` uses a kept copy (:mod:`utils.models.kept`: on Colab, on Drive) where copies are kept
     and one saves a download (a hub model in 8 or 4 bits): a matching copy from an earlier
     runtime is read instead of the hub, and without one the model is saved after loading.
     ``keep=<folder>`` keeps the copy in that folder, whatever the model (how ``python -m
     utils.tools.class_copy share`` prepares a class's copies). ``shared=True`` (the default) reads the
-    class's copy (:func:`utils.kept.class_root`) of a quantized model when there is one and no
+    class's copy (:func:`utils.models.kept.class_root`) of a quantized model when there is one and no
     kept copy of the learner's own; notebook 02, which quantizes in the learner's runtime, passes
     False.
     """
@@ -294,7 +294,7 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     if copy is not None:                # the rate a kept copy really came in at (the timetable assumes one)
         took = time.perf_counter() - read_from
         log(f"read and loaded the copy in {took:.1f} s ({copy.gb * 1e3 / took:.0f} MB/s)")
-    if keep_in is not None and copy is None:     # before any forward pass (see utils.kept)
+    if keep_in is not None and copy is None:     # before any forward pass (see utils.models.kept)
         kept.save(loaded, tokenizer, keep_in, ref, precision, compute,
                   commit=Path(snapshot).name if snapshot else None, log=log)
     if needs_finite_check(compute, random_weights):

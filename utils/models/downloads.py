@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from .memory import GB, ModelShape
+from ..memory import GB, ModelShape
 from .profiles import ModelRef, Profile
 from .refs import local_path, model_config
 
@@ -202,7 +202,7 @@ def totals(per: dict[str, dict[str, float]]) -> tuple[float, float]:
     return sum(sum(m.values()) for m in per.values()), sum(distinct.values())
 
 
-# Kept copies (utils.kept: on Colab, on Drive). The notebooks that load the target pass keep=True,
+# Kept copies (utils.models.kept: on Colab, on Drive). The notebooks that load the target pass keep=True,
 # so the first of them saves it in the precision that fits and every later runtime reads that copy.
 # Notebook 02 loads every precision, so its runtime downloads the 16-bit checkpoint and does not
 # use the copy (no keep=True there: reading it would add to the download, not replace it).
@@ -227,7 +227,7 @@ def with_kept_copy(profile: Profile, copy_gb: float) -> dict[str, Transfer]:
     """Per notebook, the GB it downloads from the hub and the GB it moves to or from Drive when
     each notebook runs in a fresh runtime and the target's ``copy_gb`` copy is kept on Drive:
     the first notebook that loads the target downloads it and writes the copy, notebook 02
-    downloads it, every other one reads the copy (once: utils.kept.staged)."""
+    downloads it, every other one reads the copy (once: utils.models.kept.staged)."""
     out, written = {}, False
     target = getattr(profile, KEPT_ROLE)
     for nb, roles in NOTEBOOK_ROLES.items():

@@ -1,8 +1,8 @@
 """What a machine is and what its GPU offers: the :class:`Hardware` record the kit passes around,
 and the rules a compute capability decides (native bf16, the SDPA backends).
 
-Pure description, no detection: :mod:`utils.hardware` detects the machine at hand and
-:mod:`utils.emulate` describes a smaller GPU; both build on this.
+Pure description, no detection: :mod:`utils.models.hardware` detects the machine at hand and
+:mod:`utils.models.emulate` describes a smaller GPU; both build on this.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Hardware:
     sdpa_backends: list[str] = field(default_factory=lambda: ["math"])
     flash_attn_installed: bool = False
     flash_attn_usable: bool = False              # package present *and* sm80+
-    emulated: str | None = None                  # e.g. "Tesla T4": limits imposed (utils.emulate)
+    emulated: str | None = None                  # e.g. "Tesla T4": limits imposed (utils.models.emulate)
     host_gpu: str | None = None                  # the GPU that really ran, when emulating
     live: bool = False                           # detected on this machine (not described or mocked)
 

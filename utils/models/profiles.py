@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .hardware import Hardware
+from ..cli import UserError
 
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
 ENV_PROFILE = "LLMFLATION_PROFILE"
@@ -26,7 +27,7 @@ ROLES = ("target", "draft", "baseline") + OPTIONAL_MODELS
 MODEL_KEYS = ("id", "revision")
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError, ValueError):
     """A profile that does not exist or is malformed."""
 
 
@@ -101,9 +102,9 @@ def _int_list(value, low: int) -> bool:
 def problems(table: dict) -> list[str]:
     """Everything wrong with one profile table, all at once (empty when it is sound):
     missing and unknown keys, types, ranges, and names the kit does not know."""
-    from .attention import IMPLEMENTATIONS
-    from .data import gpus
-    from .memory import PRECISIONS
+    from ..attention import IMPLEMENTATIONS
+    from ..data import gpus
+    from ..memory import PRECISIONS
 
     out = [f"missing {k}" for k in REQUIRED if k not in table]
     known_keys = REQUIRED + OPTIONAL + OPTIONAL_MODELS

@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
+from ..cli import UserError
+
 ENV = "LLMFLATION_RANDOM_WEIGHTS"
 ENV_SHORT = "LLMFLATION_SHORT_RUNS"   # "1": fewer tokens and repeats, same models, prompts and batches
 LABEL = "random weights: speed and memory real, quality not"
@@ -34,7 +36,7 @@ REDUCED_RUN = dict(prompt_tokens=(64, 128, 256), new_tokens=12, warmup=1, repeat
                    batch_sizes=(1, 2, 4), draft_lengths=(2, 4))
 
 
-class RehearsalError(ValueError):
+class RehearsalError(UserError, ValueError):
     """An unknown value of $LLMFLATION_RANDOM_WEIGHTS."""
 
 

@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .memory import BYTES_16, GB
+from ..memory import BYTES_16, GB
 from .profiles import ModelRef
-from .results import COLAB_DRIVE, drive_folder, in_colab_runtime
-from .versions import installed
+from ..results import COLAB_DRIVE, drive_folder, in_colab_runtime
+from ..versions import installed
 
 ENV_KEEP = "LLMFLATION_KEEP_DIR"
 ENV_CLASS = "LLMFLATION_CLASS_DIR"
@@ -87,7 +87,7 @@ def class_copy(ref: ModelRef, precision: str, compute: str, log=print) -> Copy |
 
 
 def compute_of(hw, precision: str) -> str:
-    """The compute dtype a load on ``hw`` uses for ``precision`` (utils.loading loads with it, and a
+    """The compute dtype a load on ``hw`` uses for ``precision`` (utils.models.loading loads with it, and a
     copy's manifest must match it): a 16-bit precision computes in itself, a bitsandbytes one in the
     machine's compute dtype; never fp16 on a CPU (slow and lossy there), fp32 instead."""
     compute = precision if precision in BYTES_16 else hw.compute_dtype
@@ -205,7 +205,7 @@ def save(model, tokenizer, base: Path, ref: ModelRef, precision: str, compute: s
 
     Returns the copy's folder, or None when it was not written: too little free space (checked
     against the model's size first) or a write error. The loaded model is untouched either way."""
-    from .memory import measured_weight_bytes
+    from ..memory import measured_weight_bytes
     need = measured_weight_bytes(model) / GB
     try:
         base.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Preflight: before any download, say what will fit and what will fail, and why.
 
-    python -m utils.preflight            # paste its output into a bug report
+    python -m utils.models.preflight            # paste its output into a bug report
 
 Checks: hardware, the chosen profile, each model's predicted memory at each of
 the profile's precisions against VRAM (GPU) or RAM (CPU), the kept and class copies, disk space for the
@@ -14,13 +14,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cli, rehearsal
+from . import rehearsal
+from .. import cli
 from .downloads import KEPT_ROLE, download_gb, is_hub
 from .hardware import Hardware, available_gb, detect_hardware, has_internet
 from .refs import ModelLoadError, check_weights, local_path, model_config, real_config
-from .memory import BYTES_16, ModelShape, ModelTooLargeError, UnsupportedArchitecture, check_fits, predict_memory
+from ..memory import BYTES_16, ModelShape, ModelTooLargeError, UnsupportedArchitecture, check_fits, predict_memory
 from .profiles import ROLES, ModelRef, Profile, load_profile
-from .results import ResultsPathError, ResultsStore, check_writable
+from ..results import ResultsPathError, ResultsStore, check_writable
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def described_gpu(profile: Profile) -> Hardware | None:
     if profile.device != "cuda":
         return None
     from . import emulate
-    from .data import gpu
+    from ..data import gpu
     from .hardware import bf16_native, sdpa_backends_for
     key = profile.gpu_price_key
     if key.lower() in emulate.TARGETS:
@@ -125,7 +126,7 @@ def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role:
     candidates = candidate_precisions(profile, hw, role)
     gpu_hw = described_gpu(profile) if hw.device != "cuda" else None
     if gpu_hw is not None:
-        from .memory import BYTES_16
+        from ..memory import BYTES_16
         there = _first_fitting(ModelShape.from_config(real_config(ref)),
                                candidate_precisions(profile, gpu_hw, role), gpu_hw, context)
         if there is not None and there not in BYTES_16:
@@ -142,7 +143,7 @@ def pair_check(profile: Profile) -> list[Check]:
     step): the same vocabulary size from the configs, and, where both models are folders on this
     machine, the same tokenizer entry by entry (utils.speculative.check_pair, as the benchmark
     checks it). Nothing is downloaded: a hub pair's tokenizers are compared when they load."""
-    from .speculative import PairError, check_pair
+    from ..speculative import PairError, check_pair
     try:
         target, draft = model_config(profile.target), model_config(profile.draft)
         tokenizers = None
@@ -201,7 +202,7 @@ def kept_copy_gb(profile: Profile, hw) -> tuple[str, float]:
 
 
 def kept_checks(profile: Profile, hw: Hardware) -> list[Check]:
-    """Where model copies are kept (on Colab, Drive; utils.kept): whether the target's copy is there
+    """Where model copies are kept (on Colab, Drive; utils.models.kept): whether the target's copy is there
     for this runtime, or that notebook 01 will save one and whether it has room. Nothing where
     copies are not kept or would save nothing (a local hub cache lasts; the offline models are on disk)."""
     from . import kept
@@ -279,7 +280,7 @@ def to_download(notebook: str, profile: Profile, hw: Hardware) -> list[ModelRef]
     each model it loads, less those a kept copy or the class's copy already serves at the precision
     that fits (notebook 02 quantizes the target's 16-bit checkpoint itself, so it always downloads
     it, and its 16-bit model) and those that fit nowhere (memory_checks says why). Cached models are left to
-    :func:`utils.downloads.start_background`, which skips them."""
+    :func:`utils.models.downloads.start_background`, which skips them."""
     from . import kept
     from .downloads import EVERY_PRECISION, NOTEBOOK_ROLES
     out = []

@@ -1,0 +1,19 @@
+"""Model access: which machine this is, which models suit it, and how they arrive.
+
+- ``machine``, ``hardware``, ``emulate``   what this machine is and can run, a smaller GPU imposed
+- ``profiles``    which models and settings suit it (data in ``profiles.toml``)
+- ``refs``        where a model is and what it is (its config), before anything loads
+- ``loading``     ``from_pretrained`` with bitsandbytes and attention kernels
+- ``downloads``, ``kept``   what each notebook downloads (in the background), kept and shared copies
+- ``preflight``   checks before any download (``python -m utils.models.preflight``)
+- ``rehearsal``   random weights of the real architectures, for rehearsals
+
+The notebooks take what they need from here in one short line
+(``from utils.models import load_model, free``).
+"""
+
+from .emulate import TARGETS
+from .loading import free, load_model, model_config, quantization_config
+from .preflight import fitting_precision
+
+__all__ = ["TARGETS", "fitting_precision", "free", "load_model", "model_config", "quantization_config"]
