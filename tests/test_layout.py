@@ -114,3 +114,17 @@ def test_notebooks_take_model_access_from_its_face():
     function shares its module's name, are the one deeper import."""
     deep = {m for m in notebook_imports() if m.startswith("utils.models.")}
     assert deep <= {"utils.models.preflight"}, deep
+
+
+@pytest.mark.parametrize("command", [["utils.models.preflight", "--profile", "offline"],
+                                     ["utils.models.downloads", "--profile", "t4"]])
+def test_model_access_commands_run_without_a_warning(command):
+    """Running a module of the folder as a command loads it once (a face that imported it first would
+    run it twice, and Python warns on stderr)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-W", "default", "-m", *command], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr

@@ -9,11 +9,21 @@
 - ``rehearsal``   random weights of the real architectures, for rehearsals
 
 The notebooks take what they need from here in one short line
-(``from utils.models import load_model, free``).
+(``from utils.models import load_model, free``). Each name is imported when first asked for, so
+importing one module of this folder (or running one as a command) loads no other.
 """
 
-from .emulate import TARGETS
-from .loading import free, load_model, model_config, quantization_config
-from .preflight import fitting_precision
-
 __all__ = ["TARGETS", "fitting_precision", "free", "load_model", "model_config", "quantization_config"]
+
+
+def __getattr__(name: str):
+    if name == "TARGETS":
+        from .emulate import TARGETS
+        return TARGETS
+    if name in ("free", "load_model", "model_config", "quantization_config"):
+        from . import loading
+        return getattr(loading, name)
+    if name == "fitting_precision":
+        from .preflight import fitting_precision
+        return fitting_precision
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
