@@ -22,6 +22,12 @@ def _rate(stat: dict) -> str:
     return f"{stat['median']:.1f} [{stat['low']:.1f}-{stat['high']:.1f}]"
 
 
+def _table(columns: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table: its header, the rule under it (one cell per column), one line per row."""
+    return (["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
 def report(records: list[dict]) -> str:
     """The Markdown report of a gpu_check records file."""
     if not records:
@@ -52,19 +58,19 @@ def report(records: list[dict]) -> str:
                      if any("order" in r["settings"] for r in rows) else
                      f"Order: this run predates the kit's interleaved order: each precision once, in one process "
                      f"with the profiled attention section before the batch and compile sections, whose figures "
-                     f"the profiler's lasting tracing may have slowed."), "",
-                  "| model | precision | decode tok/s [min-max] | roofline tok/s | of roofline (datasheet) "
-                  "| of roofline (measured copy bw) | peak GB | weights GB measured / predicted | load s |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                     f"the profiler's lasting tracing may have slowed."), ""]
+        table = []
         for r in rows:
             s, m = r["settings"], r["metrics"]
             roof = roofline_of(r)
             copy_bw = m.get("copy_bandwidth_gbs")
             copy = f"{m['decode_tok_s']['median'] / (roof * copy_bw / m['bandwidth_gbs']):.0%}" if copy_bw else "n/a"
-            lines.append(f"| {s['model']} | {s['precision']} | {_rate(m['decode_tok_s'])} | "
-                         f"{roof:.0f} | {m['decode_tok_s']['median'] / roof:.0%} | {copy} | "
-                         f"{m['peak_memory_gb']:.2f} | {m['weights_gb']:.2f} / {m['predicted_weights_gb']:.2f} | "
-                         f"{m['load_s']:.0f} |")
+            table.append([s["model"], s["precision"], _rate(m["decode_tok_s"]), f"{roof:.0f}",
+                          f"{m['decode_tok_s']['median'] / roof:.0%}", copy, f"{m['peak_memory_gb']:.2f}",
+                          f"{m['weights_gb']:.2f} / {m['predicted_weights_gb']:.2f}", f"{m['load_s']:.0f}"])
+        lines += _table(["model", "precision", "decode tok/s [min-max]", "roofline tok/s", "of roofline (datasheet)",
+                         "of roofline (measured copy bw)", "peak GB", "weights GB measured / predicted", "load s"],
+                        table)
         bw = rows[0]["metrics"]
         lines += ["", f"Bandwidth: {bw['bandwidth_gbs']:.0f} GB/s datasheet ({bw['gpu_key']}, datasets/gpus.csv)"
                   + (f"; {bw['copy_bandwidth_gbs']:.0f} GB/s measured by a device-to-device copy "
@@ -75,9 +81,7 @@ def report(records: list[dict]) -> str:
         lengths = sorted({r["settings"]["prompt_tokens"] for r in att if "prompt_tokens" in r["settings"]})
         lines += ["## Prefill per attention kernel", "",
                   "One forward pass over the prompt (ms, median). *Ran* is read from the profiler's "
-                  "kernel names, not assumed.", "",
-                  "| model | implementation | SDPA backend | " + " | ".join(f"{n} tokens ms" for n in lengths)
-                  + " | ran | peak GB (longest) |", "|---|---|---|" + "---|" * len(lengths) + "---|---|"]
+                  "kernel names, not assumed.", ""]
         groups = {}
         for r in att:
             s = r["settings"]
@@ -85,40 +89,40 @@ def report(records: list[dict]) -> str:
                 continue
             groups.setdefault((s["model"], s["attn_implementation"], s.get("sdpa_backend")), {})[
                 s["prompt_tokens"]] = r["metrics"]
+        table = []
         for (model, impl, backend), cells in groups.items():
             # classified again from the recorded names, so a corrected classifier corrects old runs
             ran = sorted({attention_kernel(m["kernel_names"]) if m.get("kernel_names") else m.get("kernel")
                           for m in cells.values() if m.get("kernel_names") or m.get("kernel")})
             unavailable = next((m["unavailable"] for m in cells.values() if "unavailable" in m), None)
             longest = cells.get(lengths[-1], {})
-            lines.append(f"| {model} | {impl} | {backend or 'default dispatch'} | "
-                         + " | ".join(_ms(cells[n]["prefill_s"]) if n in cells and "prefill_s" in cells[n]
-                                      else ("n/a" if n in cells else "") for n in lengths)
-                         + f" | {', '.join(ran) or ('unavailable: ' + unavailable[:90] if unavailable else '')} | "
-                         + (f"{longest['peak_memory_gb']:.2f}" if "peak_memory_gb" in longest else "") + " |")
-        lines.append("")
+            table.append([model, impl, backend or "default dispatch"]
+                         + [_ms(cells[n]["prefill_s"]) if n in cells and "prefill_s" in cells[n]
+                            else ("n/a" if n in cells else "") for n in lengths]
+                         + [", ".join(ran) or ("unavailable: " + unavailable[:90] if unavailable else ""),
+                            f"{longest['peak_memory_gb']:.2f}" if "peak_memory_gb" in longest else ""])
+        lines += _table(["model", "implementation", "SDPA backend", *(f"{n} tokens ms" for n in lengths), "ran",
+                         "peak GB (longest)"], table) + [""]
 
     rows = [r for r in by.get("batch", []) if "e2e_tok_s" in r["metrics"]]
     if rows:
-        lines += ["## Batch sweep", "", "| model | precision | batch | end-to-end tok/s | decode tok/s "
-                  "| of roofline | peak GB |", "|---|---|---|---|---|---|---|"]
+        table = []
         for r in rows:
             s, m = r["settings"], r["metrics"]
-            lines.append(f"| {s['model']} | {s['precision']} | {s['batch']} | {_rate(m['e2e_tok_s'])} | "
-                         f"{_rate(m['decode_tok_s'])} | {m['decode_tok_s']['median'] / roofline_of(r):.0%} | "
-                         f"{m['peak_memory_gb']:.2f} |")
-        lines.append("")
+            table.append([s["model"], s["precision"], s["batch"], _rate(m["e2e_tok_s"]), _rate(m["decode_tok_s"]),
+                          f"{m['decode_tok_s']['median'] / roofline_of(r):.0%}", f"{m['peak_memory_gb']:.2f}"])
+        lines += ["## Batch sweep", ""] + _table(["model", "precision", "batch", "end-to-end tok/s", "decode tok/s",
+                                                  "of roofline", "peak GB"], table) + [""]
 
     rows = [r for r in by.get("compile", []) if "decode_tok_s" in r["metrics"]]
     if rows:
-        lines += ["## Static KV cache (compiled by transformers on a GPU) vs the default dynamic cache", "",
-                  "| model | precision | cache | compiled | decode tok/s | peak GB |", "|---|---|---|---|---|---|"]
+        table = []
         for r in rows:
             s, m = r["settings"], r["metrics"]
-            lines.append(f"| {s['model']} | {s['precision']} | {s['cache_implementation']} | "
-                         f"{'yes' if s['compiled'] else 'no'} | {_rate(m['decode_tok_s'])} | "
-                         f"{m['peak_memory_gb']:.2f} |")
-        lines.append("")
+            table.append([s["model"], s["precision"], s["cache_implementation"], "yes" if s["compiled"] else "no",
+                          _rate(m["decode_tok_s"]), f"{m['peak_memory_gb']:.2f}"])
+        lines += ["## Static KV cache (compiled by transformers on a GPU) vs the default dynamic cache", ""] + _table(
+            ["model", "precision", "cache", "compiled", "decode tok/s", "peak GB"], table) + [""]
 
     refused = [r for r in records if "refused" in r["metrics"]]
     if refused:
