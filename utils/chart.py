@@ -13,9 +13,9 @@ from datetime import date, timedelta
 from .cost import cost_per_million, roofline_tokens_per_s
 from .data import gpus, historical_prices, model_configs
 from .memory import ModelShape
+from .steps import MODEL_CHOICES
 
-BASELINE = "larger baseline"
-MODEL_CHOICES = ("larger baseline", "mixture of experts")
+BASELINE = MODEL_CHOICES[0]
 WHAT_IF_MODEL = "Qwen/Qwen3-8B"    # the GPU profiles' target: the hardware what-ifs are computed for it
 
 BASIS = ("Not like for like. Historical points: API list prices (input and output averaged; margin, idle capacity "

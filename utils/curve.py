@@ -27,10 +27,11 @@ from .cost import cost_per_million
 from .chart import marked_noise, standing
 from .timeline import technique_of
 from .data import gpu, gpu_key_for, gpus
+from .measure import AGREE_PCT, Stat
 from .memory import count
 from .results import CorruptResultsError, ResultsStore
 from .steps import (MODEL_CHOICES, MODEL_STEPS, TECHNIQUE_START, chain, coverage, describe, latest_runs,
-                    rate, run_of, step_records)
+                    rate, run_of, spread, step_records)
 
 BASELINE, MOE = MODEL_STEPS[:2]
 
@@ -136,8 +137,6 @@ def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
 def spread_pct(record: dict) -> float | None:
     """How far a record's repeats disagree, (max - min) / median of its end-to-end tokens/s in
     percent (None for a computed record or one without repeats)."""
-    from .measure import Stat
-    from .steps import rate, spread
     median = rate(record)
     if median is None or record["settings"].get("computed"):
         return None
@@ -147,7 +146,6 @@ def spread_pct(record: dict) -> float | None:
 
 def unsteady(row: dict) -> bool:
     """Whether a step's repeats disagreed beyond :data:`utils.measure.AGREE_PCT` (a busy machine)."""
-    from .measure import AGREE_PCT
     return row.get("spread_pct") is not None and row["spread_pct"] > AGREE_PCT
 
 
@@ -253,7 +251,6 @@ def summary(rows: list[dict], records: list[dict] | None = None) -> str:
                      "machine would settle it; more repeats only widen a min-max range)")
     shaky = [r["step"] for r in rows if unsteady(r)]
     if shaky:
-        from .measure import AGREE_PCT
         lines.append(f"!unsteady: {', '.join(shaky)}: the repeats of that measurement disagree by more than "
                      f"{AGREE_PCT}% ((max - min) / median), as on a busy machine; its price is uncertain: "
                      f"rerun that notebook on a quiet machine, and the curve takes the new run")
