@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..memory import BYTES_16, GB
+from ..memory import BYTES_16, GB, ModelShape, predict_memory
 from .profiles import ModelRef
+from .refs import model_config
 from ..results import COLAB_DRIVE, drive_folder, in_colab_runtime
 from ..versions import installed
 
@@ -92,6 +93,13 @@ def compute_of(hw, precision: str) -> str:
     machine's compute dtype; never fp16 on a CPU (slow and lossy there), fp32 instead."""
     compute = precision if precision in BYTES_16 else hw.compute_dtype
     return "float32" if hw.device == "cpu" and compute == "float16" else compute
+
+
+def copy_gb(ref: ModelRef, precision: str, hw) -> float:
+    """The size of ``ref``'s copy at ``precision`` made on ``hw``: its predicted weight memory at the
+    compute dtype the load uses (:func:`compute_of`), which a saved copy matches (tests/test_kept.py)."""
+    shape = ModelShape.from_config(model_config(ref))
+    return predict_memory(shape, precision, compute_dtype=compute_of(hw, precision)).weights_gb
 
 
 def worth_keeping(ref: ModelRef, precision: str) -> bool:

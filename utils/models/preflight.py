@@ -194,11 +194,10 @@ def attention_checks(hw: Hardware) -> list[Check]:
 
 def kept_copy_gb(profile: Profile, hw) -> tuple[str, float]:
     """The precision ``profile``'s target is kept in on ``hw`` (the one that fits there, as
-    notebook 01 loads it) and its copy's GB: the predicted weight memory, which a saved copy
-    matches (tests/test_kept.py)."""
+    notebook 01 loads it) and its copy's GB (:func:`utils.models.kept.copy_gb`)."""
+    from . import kept
     precision = fitting_precision(profile, hw)
-    shape = ModelShape.from_config(model_config(getattr(profile, KEPT_ROLE)))
-    return precision, predict_memory(shape, precision, compute_dtype=hw.compute_dtype).weights_gb
+    return precision, kept.copy_gb(getattr(profile, KEPT_ROLE), precision, hw)
 
 
 def kept_checks(profile: Profile, hw: Hardware) -> list[Check]:

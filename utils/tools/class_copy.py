@@ -25,7 +25,8 @@ from .. import cli
 from ..models import kept
 from ..memory import check_precision
 from ..models.preflight import class_copies, shared_models
-from ..models.profiles import ModelRef, Profile
+from ..models.profiles import Profile
+
 
 def check(folder: Path | None, profile: Profile, hw, precision: str | None = None, log=print) -> bool:
     """Say, one line per shared model, whether this runtime can use the class's copy in ``folder``
@@ -55,20 +56,12 @@ def share(folder: Path, profile: Profile, hw, precision: str | None = None, log=
         log(f"nothing to share on profile {profile.name} here: every model fits in 16 bits, so a copy "
             f"would be the download again")
         return False
-    need = sum(predicted_gb(ref, p, hw) for _, ref, p in planned)
+    need = sum(kept.copy_gb(ref, p, hw) for _, ref, p in planned)
     log(f"sharing {len(planned)} model(s), about {need:.1f} GB, in {folder}")
     for role, ref, chosen in planned:
         log(f"{role}: {ref.id} at {chosen}")
         free(load_model(ref, chosen, hw=hw, keep=folder, shared=False, log=log))
     return check(folder, profile, hw, precision, log=log)
-
-
-def predicted_gb(ref: ModelRef, precision: str, hw) -> float:
-    """A copy's size: the predicted weight memory, which a saved copy matches (tests/test_kept.py)."""
-    from ..models.refs import model_config
-    from ..memory import ModelShape, predict_memory
-    shape = ModelShape.from_config(model_config(ref))
-    return predict_memory(shape, precision, compute_dtype=kept.compute_of(hw, precision)).weights_gb
 
 
 def transfers(profile: Profile, hw) -> dict[str, "Transfer"]:
@@ -86,7 +79,7 @@ def transfers(profile: Profile, hw) -> dict[str, "Transfer"]:
             if ref is None:
                 continue
             if role in shared and nb not in EVERY_PRECISION:
-                drive += predicted_gb(*shared[role], hw)
+                drive += kept.copy_gb(*shared[role], hw)
             else:
                 hub += download_gb(ref)
         out[nb] = Transfer(hub, drive)

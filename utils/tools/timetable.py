@@ -118,14 +118,14 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
 
 def class_section(download_mb_s: float = CLASS_RATE_MB_S) -> list[str]:
     """The page's section on the core track for a Colab T4 class (:func:`class_plan`)."""
-    from .class_copy import predicted_gb
+    from ..models import kept
     from ..models.emulate import TARGETS, described
     from ..models.preflight import shared_models
     from ..models.profiles import get_profile
     plan, (_, how) = class_plan(download_mb_s), t4_estimate()
     t4 = TARGETS["t4"]
     shared = shared_models(get_profile(CLASS_PROFILE), described(t4))
-    folder_gb = sum(predicted_gb(ref, precision, described(t4)) for _, ref, precision in shared)
+    folder_gb = sum(kept.copy_gb(ref, precision, described(t4)) for _, ref, precision in shared)
     total = class_total(plan)
     slack = SESSION_MIN - total
     lines = [
