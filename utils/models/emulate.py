@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from .machine import Hardware, bf16_native, sdpa_backends_for
+from .machine import bf16_native, described_gpu, sdpa_backends_for
 from ..cli import UserError
 
 ENV = "LLMFLATION_EMULATE"
@@ -88,9 +88,7 @@ def emulate(hw, target: Emulated, *, apply_limits: bool = True):
 def described(target: Emulated):
     """A machine with ``target``'s limits, described rather than detected (no GPU needed): what
     the kit computes for that GPU (what fits, in which precision) on any machine."""
-    cc = target.compute_capability
-    return Hardware(device="cuda", gpu_name=target.name, compute_capability=cc,
-                    vram_gb=target.usable_gb, bf16=bf16_native(cc), sdpa_backends=sdpa_backends_for(cc))
+    return described_gpu(target.name, target.compute_capability, target.usable_gb)
 
 
 def impose(target: Emulated, total_gb: float) -> None:

@@ -78,6 +78,14 @@ class Hardware:
         return f"{self.cpu_count} of {self.host_cpus} cores usable: {quota}"
 
 
+def described_gpu(name: str, compute_capability: tuple[int, int], vram_gb: float) -> Hardware:
+    """A GPU described rather than detected (no GPU needed): what its compute capability decides
+    (native bf16, the SDPA backends), for computing what fits there and in which precision."""
+    cc = tuple(compute_capability)
+    return Hardware(device="cuda", gpu_name=name, compute_capability=cc, vram_gb=vram_gb,
+                    bf16=bf16_native(cc), sdpa_backends=sdpa_backends_for(cc))
+
+
 def bf16_native(cc: tuple[int, int] | None) -> bool:
     """Native bf16 is an Ampere (sm80) feature.
 

@@ -92,14 +92,12 @@ def described_gpu(profile: Profile) -> Hardware | None:
         return None
     from . import emulate
     from ..data import gpu
-    from .hardware import bf16_native, sdpa_backends_for
+    from .machine import described_gpu as described
     key = profile.gpu_price_key
     if key.lower() in emulate.TARGETS:
         return emulate.described(emulate.TARGETS[key.lower()])
     row = gpu(key)
-    cc = tuple(int(x) for x in row["compute_capability"].split("."))
-    return Hardware(device="cuda", gpu_name=row["name"], compute_capability=cc, vram_gb=row["memory_gb"],
-                    bf16=bf16_native(cc), sdpa_backends=sdpa_backends_for(cc))
+    return described(row["name"], tuple(int(x) for x in row["compute_capability"].split(".")), row["memory_gb"])
 
 
 def _first_fitting(shape: ModelShape, candidates: list[str], hw: Hardware, context: int) -> str | None:
