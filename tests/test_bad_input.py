@@ -88,6 +88,16 @@ def test_a_bad_profile_stops_preflight_and_lab_with_the_message_and_no_ok_lines(
     assert not (tmp_path / "r.jsonl").exists()
 
 
+def test_an_unknown_profile_stops_the_downloads_table_with_the_message_and_status_2(capsys):
+    """python -m utils.models.downloads --profile <typo>: the valid names, no traceback."""
+    from utils.models import downloads
+    assert downloads.main(["--profile", "nope"]) == 2
+    out, err = capsys.readouterr()
+    assert "unknown profile 'nope'. Valid profiles:" in err and "Traceback" not in err and not out
+    assert downloads.main(["--profile", "t4"]) == 0
+    assert "total:" in capsys.readouterr().out
+
+
 def test_an_unknown_rehearsal_mode_is_a_user_error_not_a_traceback(tmp_path, monkeypatch, capsys):
     """$LLMFLATION_RANDOM_WEIGHTS with a typo: every command says which values it takes, exit 2."""
     from utils import curve

@@ -29,7 +29,7 @@ from .timeline import technique_of
 from .data import gpu, gpu_key_for, gpus
 from .measure import AGREE_PCT, Stat
 from .memory import count
-from .results import CorruptResultsError, ResultsStore
+from .results import ResultsStore
 from .steps import (MODEL_CHOICES, MODEL_STEPS, TECHNIQUE_START, chain, coverage, describe, latest_runs,
                     rate, run_of, spread, step_records)
 
@@ -376,9 +376,8 @@ def main(argv=None) -> int:
     try:
         csv_path, png_path = write_curve(store, Path(args.out) if args.out else store.path.parent,
                                          args.price, skip_corrupt=args.skip_corrupt, log=print)
-    except CorruptResultsError as err:          # the learner's to fix, like every command's (README)
-        print(f"error: {err}", file=sys.stderr)
-        return cli.USER_ERROR_STATUS
+    except cli.UserError:        # a corrupt file is a ValueError too, but the learner's to fix: status 2
+        raise
     except ValueError as err:
         print(f"no cost curve written: {err}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+from .. import cli
 from ..memory import GB, ModelShape
 from .profiles import ModelRef, Profile
 from .refs import local_path, model_config
@@ -257,11 +258,18 @@ def table(profile: Profile) -> list[str]:
                 f"{once:.1f} GB with one runtime or a kept hub cache")
     return rows
 
-if __name__ == "__main__":
+
+@cli.command
+def main(argv=None) -> int:
     import argparse
 
     from .profiles import get_profile
     parser = argparse.ArgumentParser(description="What each notebook downloads on a profile (computed).")
     parser.add_argument("--profile", default="t4")
-    for line in table(get_profile(parser.parse_args().profile)):
+    for line in table(get_profile(parser.parse_args(argv).profile)):
         print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,6 +10,8 @@ import json
 import math
 from pathlib import Path
 
+from ..cli import UserError
+
 REPO = Path(__file__).resolve().parent.parent.parent
 CPU_TIMINGS = REPO / "datasets" / "reference" / "offline-cpu_notebooks.json"
 GPU_REHEARSAL = "t4-emulated-on-h100_notebooks"
@@ -50,6 +52,11 @@ SLACK_MIN = 20
 # shown from its stored solution (solutions/, outputs kept) saves its T4 run and its wait.
 LATE_CUTS = (("06_larger_baseline", "exercise"), ("03_attention_kernels", "exercise"), ("05_batching", "exercise"),
              ("06_larger_baseline", "run"), ("03_attention_kernels", "run"))
+
+
+class PlanError(UserError, ValueError):
+    """A plan that cannot be computed as asked: a download rate that is no rate, or measured run
+    times that miss a notebook of the plan."""
 
 
 def cpu_timings() -> dict:
@@ -180,7 +187,7 @@ def download_minutes(gb: float, download_mb_s: float) -> int:
 def check_rate(download_mb_s: float) -> float:
     """The download rate, refused unless it is a positive, finite number of MB/s."""
     if not (isinstance(download_mb_s, (int, float)) and 0 < download_mb_s < float("inf")):
-        raise ValueError(f"download rate must be a positive number of MB/s, got {download_mb_s!r}")
+        raise PlanError(f"download rate must be a positive number of MB/s, got {download_mb_s!r}")
     return download_mb_s
 
 

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
 from .. import cli
 from .plan import (ASSUMED_DOWNLOAD_MB_S, BREAK_MIN, CLASS_PROFILE, CLASS_RATE_MB_S, CORE, CPU_TIMINGS,  # noqa: F401
-                   GPU_REHEARSAL, LATE_CUTS, OPTIONAL, PLAN, REPO, SESSION_MIN, SLACK_MIN, check_rate,
+                   GPU_REHEARSAL, LATE_CUTS, OPTIONAL, PLAN, REPO, SESSION_MIN, SLACK_MIN, PlanError, check_rate,
                    class_plan, class_total, clock, cpu_timings, download_minutes, downloads, fits, gpu_rehearsal,
                    gpu_room, kept, late_cuts, minutes, t4_estimate)
 
@@ -41,7 +40,7 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
     t4, total_once = downloads("t4")
     missing = set(PLAN) - set(cpu["seconds"])
     if missing:
-        raise ValueError(f"{CPU_TIMINGS.name} has no run time for {', '.join(sorted(missing))}: "
+        raise PlanError(f"{CPU_TIMINGS.name} has no run time for {', '.join(sorted(missing))}: "
                          f"run python scripts/make_exercises.py --execute")
     dl_min = {nb: download_minutes(gb, download_mb_s) for nb, gb in t4.items()}
     kept_precision, copy_gb, on_drive = kept()
@@ -241,11 +240,7 @@ def main(argv=None) -> int:
                         help=f"your download rate in MB/s (default {ASSUMED_DOWNLOAD_MB_S:g}, an assumption)")
     parser.add_argument("--write", action="store_true", help=f"rewrite {PAGE.relative_to(REPO)}")
     args = parser.parse_args(argv)
-    try:
-        page = build(args.download_mb_s)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return cli.USER_ERROR_STATUS
+    page = build(args.download_mb_s)
     if args.write:
         print(f"wrote {write(page).relative_to(REPO)}")
     else:
