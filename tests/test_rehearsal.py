@@ -387,7 +387,7 @@ def test_a_rehearsal_leaves_the_callers_environment_alone(tmp_path, monkeypatch)
 @pytest.mark.parametrize("model", ["offline:target", "offline:draft", "offline:baseline"])
 def test_reduced_configs_are_valid_transformers_configs(model):
     from transformers import AutoConfig
-    from utils.models.loading import real_config
+    from utils.models.refs import real_config
     from utils.models.profiles import ModelRef
     cfg = rehearsal.reduced_config(real_config(ModelRef(model, "local")))
     AutoConfig.for_model(cfg.pop("model_type"), **{k: v for k, v in cfg.items() if not k.startswith("_")})

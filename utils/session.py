@@ -151,13 +151,14 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
     for line in plan(notebook, prof):
         print(f"download : {line}")
     from .models.rehearsal import LABEL, mode
-    if not mode():          # the downloads come in while the instructor introduces the notebook
+    rehearsal = mode()
+    if rehearsal:
+        print(f"REHEARSAL: {LABEL} ({'reduced architectures' if rehearsal == 'reduced' else 'real size'}); "
+              f"quality figures and their checkpoints mean nothing here")
+    else:                   # the downloads come in while the instructor introduces the notebook
         from .models.downloads import start_background
         from .models.preflight import to_download
         start_background(to_download(notebook, prof, hw), log=lambda m: print(f"download : {m}"))
-    if mode():
-        print(f"REHEARSAL: {LABEL} ({'reduced architectures' if mode() == 'reduced' else 'real size'}); "
-              f"quality figures and their checkpoints mean nothing here")
     return Lab(notebook=notebook, hw=hw, profile=prof, store=store, price_per_hour=price,
                text=heldout_text(), run=new_run(notebook))
 

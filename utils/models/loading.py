@@ -20,8 +20,8 @@ from .. import attention
 from .hardware import Hardware, available_gb, detect_hardware
 from ..memory import BYTES_16, MemoryEstimate, ModelShape, check_fits, check_precision, predict_memory
 from .profiles import ModelRef
-from .refs import (OFFLINE_DIR, PICKLE_SUFFIXES, REPO, ModelLoadError, as_ref, check_weights,  # noqa: F401 - re-exported
-                   hub_errors, local_path, model_config, real_config)
+from .refs import (OFFLINE_DIR, ModelLoadError, as_ref, check_weights, hub_errors, local_path,  # noqa: F401
+                   model_config)                                     # ModelLoadError, model_config re-exported
 from ..quiet import quiet_transformers
 from ..quality import check_finite_logits
 

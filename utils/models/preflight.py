@@ -24,6 +24,11 @@ from .profiles import ROLES, ModelRef, Profile, load_profile
 from ..results import ResultsPathError, ResultsStore, check_writable
 
 
+# A model that fits nowhere, cannot be had or is of an unknown kind: memory_checks says why, once;
+# the checks that follow leave it out.
+UNFIT = (ModelTooLargeError, ModelLoadError, UnsupportedArchitecture)
+
+
 @dataclass(frozen=True)
 class Check:
     """One preflight finding. A failed check warns; a *blocking* one means the main job cannot run."""
@@ -124,7 +129,6 @@ def fitting_precision(profile: Profile, hw: Hardware, context: int = 2048, role:
     candidates = candidate_precisions(profile, hw, role)
     gpu_hw = described_gpu(profile) if hw.device != "cuda" else None
     if gpu_hw is not None:
-        from ..memory import BYTES_16
         there = _first_fitting(ModelShape.from_config(real_config(ref)),
                                candidate_precisions(profile, gpu_hw, role), gpu_hw, context)
         if there is not None and there not in BYTES_16:
@@ -206,7 +210,7 @@ def kept_checks(profile: Profile, hw: Hardware) -> list[Check]:
     base, ref = kept.root(), profile.target
     try:
         precision, need = kept_copy_gb(profile, hw)
-    except (ModelTooLargeError, ModelLoadError, UnsupportedArchitecture):
+    except UNFIT:
         return []                                   # memory_checks says why
     if base is None or not kept.worth_keeping(ref, precision):
         return []
@@ -239,7 +243,7 @@ def shared_models(profile: Profile, hw: Hardware, precision: str | None = None) 
             continue
         try:
             chosen = precision or fitting_precision(profile, hw, role=role)
-        except (ModelTooLargeError, ModelLoadError, UnsupportedArchitecture):
+        except UNFIT:
             continue                                # memory_checks says why
         if chosen not in BYTES_16:
             out.append((role, ref, chosen))
@@ -288,7 +292,7 @@ def to_download(notebook: str, profile: Profile, hw: Hardware) -> list[ModelRef]
         if notebook[:2] not in EVERY_PRECISION:      # 02 quantizes each of its models itself
             try:
                 precision = fitting_precision(profile, hw, role=role)
-            except (ModelTooLargeError, ModelLoadError, UnsupportedArchitecture):
+            except UNFIT:
                 continue
             compute, quiet = kept.compute_of(hw, precision), (lambda message: None)
             mine = kept.root() if role == KEPT_ROLE and kept.worth_keeping(ref, precision) else None

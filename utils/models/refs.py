@@ -30,16 +30,14 @@ def local_path(ref: ModelRef) -> Path | None:
     """The directory of an offline or local model, None for a hub id."""
     if ref.is_offline:
         path = OFFLINE_DIR / ref.id.split(":", 1)[1]
-    elif os.path.isdir(os.path.expanduser(ref.id)):
-        path = Path(ref.id).expanduser()
-    elif ref.id.startswith((".", "/", "~")):
+    elif os.path.isdir(os.path.expanduser(ref.id)) or ref.id.startswith((".", "/", "~")):
         path = Path(ref.id).expanduser()
     else:
         return None
     if not (path / "config.json").is_file():
         hint = (" Rebuild the offline models with: python -m utils.tools.build_offline_models"
                 if ref.is_offline else "")
-        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES) if path.is_dir() else []
+        pickles = pickle_files(path) if path.is_dir() else []
         if pickles:
             hint += (f" It holds only a pickle checkpoint ({', '.join(pickles)}), which the kit would refuse anyway: "
                      f"{PICKLE_WHY}")
@@ -53,12 +51,17 @@ PICKLE_WHY = ("the kit loads safetensors only: unpickling a file can run any cod
               "safe_serialization=True)), or use a model published as safetensors.")
 
 
+def pickle_files(path: Path) -> list[str]:
+    """The names of the pickle checkpoints in folder ``path`` (files the kit never loads)."""
+    return sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+
+
 def check_weights(path: Path) -> None:
     """Refuse a model folder the kit will not load, before loading: one with no safetensors
     weights, saying so, and why a pickle checkpoint (``pytorch_model.bin``) is refused."""
     if any(path.glob("*.safetensors")):
         return
-    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    pickles = pickle_files(path)
     if pickles:
         raise ModelLoadError(
             f"model folder {path} holds only a pickle checkpoint ({', '.join(pickles)}). The "
