@@ -22,11 +22,6 @@ import lock  # noqa: E402 - beside this script, standard library only
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
-def torch_requirement() -> str:
-    """torch==<the tested set's> where the lock applies to this Python, else the lower bound."""
-    return f"torch=={lock.pins(lock.LOCK.read_text(encoding='utf-8'))['torch']}" if lock.applies() else "torch>=2.4"
-
-
 def pip(*args: str) -> None:
     cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *args]
     print("+", " ".join(cmd), flush=True)
@@ -51,11 +46,11 @@ def main() -> None:
     if importlib.util.find_spec("torch") is not None:
         print("torch is already installed: keeping it")
     elif has_nvidia_gpu():
-        pip(torch_requirement())
+        pip(lock.torch_requirement())
     elif reachable("download.pytorch.org"):
-        pip(torch_requirement(), "--index-url", CPU_INDEX)
+        pip(lock.torch_requirement(), "--index-url", CPU_INDEX)
     else:
-        pip(torch_requirement())
+        pip(lock.torch_requirement())
 
 
 if __name__ == "__main__":

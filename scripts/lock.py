@@ -24,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LOCK = REPO / "constraints.txt"
+REQUIREMENTS = REPO / "requirements.txt"
 HEADER = re.compile(r"^# python (\d+\.\d+)$", re.M)
 
 
@@ -52,6 +53,15 @@ def applies(lock: Path | None = None) -> bool:
     """Whether the lock was made for this Python (else the newest allowed versions are installed)."""
     lock = lock or LOCK
     return lock.is_file() and locked_python(lock.read_text(encoding="utf-8")) == python_minor()
+
+
+def torch_requirement(lock: Path | None = None) -> str:
+    """The torch to install: the tested set's (``torch==...``) where the lock applies to this Python,
+    else requirements.txt's lower bound."""
+    lock = lock or LOCK
+    if applies(lock):
+        return f"torch=={pins(lock.read_text(encoding='utf-8'))['torch']}"
+    return re.search(r"^torch\b.*$", REQUIREMENTS.read_text(encoding="utf-8"), re.M).group(0).strip()
 
 
 def write(lock: Path | None = None) -> Path:
@@ -85,12 +95,9 @@ def main(argv=None) -> int:
         made = locked_python(LOCK.read_text(encoding="utf-8")) if LOCK.is_file() else None
         print(f"note: {LOCK.name} was made for Python {made}, this is {python_minor()}: installing the newest "
               f"versions requirements.txt allows (not the tested set)", file=sys.stderr)
-        print("torch>=2.4" if args.torch else "")
+        print(torch_requirement() if args.torch else "")
         return 0
-    if args.torch:
-        print(f"torch=={pins(LOCK.read_text(encoding='utf-8'))['torch']}")
-    else:
-        print(f"-c {LOCK}")
+    print(torch_requirement() if args.torch else f"-c {LOCK}")
     return 0
 
 
