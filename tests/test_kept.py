@@ -80,16 +80,40 @@ def test_without_keep_a_copy_is_neither_written_nor_read(tiny_checkpoint, cpu_hw
     assert load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw, log=lambda m: None).kept_copy is None
 
 
+def repacked_for_this_cpu(model) -> bool:
+    """Whether bitsandbytes repacked ``model``'s 4-bit weights into its CPU layout at a forward
+    pass. bitsandbytes does that only on CPUs with AVX-512 BF16 (``has_avx512bf16``); elsewhere
+    (an AVX2-only AMD EPYC, say) the weights stay as loaded."""
+    return any(getattr(getattr(getattr(m, "weight", None), "quant_state", None),
+                       "packing_format_for_cpu", False) for m in model.modules())
+
+
 def test_a_copy_saved_after_a_forward_pass_on_a_cpu_reads_back_wrong(tiny_checkpoint, cpu_hw, tmp_path):
-    """Why utils.models.kept saves right after loading: bitsandbytes repacks 4-bit weights for the CPU at
-    the first forward pass, and save_pretrained then writes the repacked bytes."""
+    """Why utils.models.kept saves right after loading: on a CPU with AVX-512 BF16, bitsandbytes
+    repacks 4-bit weights at the first forward pass, and save_pretrained then writes the repacked
+    bytes. Where this CPU does not repack, there is nothing to show (the copy the kit saves reads
+    back exactly on every CPU: test_a_kept_copy_reads_back_the_same_model_without_quantizing_again)."""
     import torch
     from transformers import AutoModelForCausalLM
     loaded = load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw)
     before = logits(loaded)
+    if not repacked_for_this_cpu(loaded.model):
+        pytest.skip("bitsandbytes does not repack 4-bit weights on this CPU (no AVX-512 BF16)")
     loaded.model.save_pretrained(tmp_path / "late")
     back = AutoModelForCausalLM.from_pretrained(tmp_path / "late", dtype=torch.float32, device_map="cpu")
     assert not torch.allclose(before, logits(loaded, back), atol=1e-3)
+
+
+def test_the_repack_check_sees_a_repacked_layer_and_a_plain_one(tiny_checkpoint, cpu_hw):
+    """The skip above can only hide the upstream behaviour where it really is absent."""
+    from types import SimpleNamespace
+    loaded = load_model(str(tiny_checkpoint), "nf4", hw=cpu_hw)
+    assert not repacked_for_this_cpu(loaded.model)                  # before any forward pass
+    layer = next(m for m in loaded.model.modules() if hasattr(getattr(m, "weight", None), "quant_state"))
+    state = layer.weight.quant_state
+    layer.weight.quant_state = SimpleNamespace(packing_format_for_cpu=True)
+    assert repacked_for_this_cpu(loaded.model)
+    layer.weight.quant_state = state
 
 
 @pytest.fixture

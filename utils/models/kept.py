@@ -25,9 +25,9 @@ revision, precision, compute dtype and the bitsandbytes version that packed it, 
 file at its recorded size. Anything else (a half-written folder, another bitsandbytes, a
 damaged manifest) is said in one line and the model loads from the hub as before; a copy is
 written to a ``.partial`` folder and renamed only when complete, so an interrupted save never
-passes for a copy. It is saved right after loading, before any forward pass: on a CPU,
-bitsandbytes repacks 4-bit weights at the first forward and a copy saved after that reads
-back wrong (the tests show it).
+passes for a copy. It is saved right after loading, before any forward pass: on a CPU with
+AVX-512 BF16, bitsandbytes repacks 4-bit weights at the first forward and a copy saved after
+that reads back wrong (the tests show it where the CPU repacks).
 """
 
 from __future__ import annotations
