@@ -96,7 +96,7 @@ def test_class_command_writes_table_and_chart_and_fails_on_nothing_readable(tmp_
     out = tmp_path / "class"
     assert main([str(tmp_path / "alice.jsonl"), str(tmp_path / "bob.jsonl"), "--out", str(out)]) == 0
     table = (out / "class_costs.csv").read_text().splitlines()
-    assert len(table) == 5 and table[0].startswith("learner,gpu,learner_price_per_hour,decline_per_year,step")
+    assert len(table) == 5 and table[0].startswith("learner,gpu,learner_price_per_hour,decline_per_year,rate_words,step")
     assert (out / "class_costs.png").read_bytes()[:4] == b"\x89PNG"
     (tmp_path / "eve.jsonl").write_text("not json\n")
     assert main([str(tmp_path / "eve.jsonl"), "--out", str(out)]) == 1

@@ -338,6 +338,24 @@ def test_every_notebook_runs_for_the_gpu_profiles_at_reduced_size(profile, tmp_p
         assert "x vs target (computed)" in four
     else:
         assert "computed start" not in printed
+    if profile == "t4":      # no two labels of the t4 rehearsal's curve figure overlap
+        assert_curve_labels_apart(tmp_path / "rehearsal_results.jsonl", tmp_path / "curve.png")
+
+
+def assert_curve_labels_apart(results, png) -> None:
+    """Draw the curve of ``results`` and measure every text's rendered extent (matplotlib's renderer)."""
+    import matplotlib.pyplot as plt
+
+    from utils.chart import overlapping_labels
+    from utils.curve import curve_rows, plot
+    from utils.results import ResultsStore
+    records = ResultsStore(results).records()
+    price = records[-1]["settings"]["price_per_hour"]
+    fig = plot(curve_rows(records, price), records, png, price, keep_open=True)
+    try:
+        assert overlapping_labels(fig) == []
+    finally:
+        plt.close(fig)
 
 
 def test_make_gpu_check_dry_run_on_a_cpu(tmp_path):

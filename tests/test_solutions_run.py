@@ -1,10 +1,12 @@
 """The solved notebooks run as a learner runs them, and what they teach holds.
 
 One module-scoped run executes every solved notebook in a live kernel, in the order a learner
-goes (01-06, 08, then 07, which reads everyone's records) on one empty results store. Then:
+goes (00-06, 08, 09, then 07, which reads everyone's records) on one empty results store. Then:
 
-* every curve step in 07 is the figure its notebook recorded in that run (utils.steps: the
-  latest run of each step, never the best of all runs), and 07 printed exactly those lines;
+* every curve step in 07 is the figure its notebook recorded in that run (utils.chain: the
+  start is 01's, the swap 06's, the MoE's 09's, and each technique's factor the ratio of two
+  figures of its own notebook's run), 07 printed exactly those lines, and no two labels of the
+  curve figure overlap;
 * every exercise checkpoint passes the solution's answer and fails plausible wrong answers
   (an inverted ratio, a wrong unit, a neighbouring value, a sign flip), fed into the same
   kernel after the notebook ran.
@@ -76,8 +78,9 @@ PROBES = {
     ],
     "07_cost_curve": [
         ("# Checkpoint for exercise 1", ["my_years = math.log(t['techniques'])", "my_years = -my_years",
-                                         "my_years = t['techniques']"], True),
-        ("# Checkpoint for exercise 2", ["n_learners = 2", "n_learners = len(class_rows) + 1"], True),
+                                         "my_years = t['techniques']", "my_years = round(my_years, 2) + 0.01"], True),
+        ("# Checkpoint for exercise 2", ["n_learners = 1", "n_learners = 3", "n_learners = len(class_rows)",
+                                         "n_learners = len(list(folder.glob('*.jsonl')))"], True),
     ],
     "09_mixture_of_experts": [
         ("# Checkpoint for exercise 1", ["touched_8 = 64.0", "touched_8 = 64 * (1 - (8 / 64) ** 8)",
@@ -161,22 +164,39 @@ def test_every_curve_step_is_the_figure_its_notebook_recorded(sequence):
     records = store.records()
     # one run id per notebook session that measured something (07 only reads)
     assert len({run_of(r) for r in records}) == len(ran) - 1
-    rows = curve_rows(records, records[-1]["settings"]["price_per_hour"])    # 07 priced at the same default
+    price = records[-1]["settings"]["price_per_hour"]                       # 07 priced at the same default
+    rows = {r["step"]: r for r in curve_rows(records, price)}
     assert {"larger baseline", "target", "+ 4-bit", "+ attention", "+ speculative", "+ compile",
-            "+ batching", "+ continuous batching"} <= {r["step"] for r in rows}
-    candidates = step_records(records)
-    workload = standard_workload(candidates)
-    for row in rows:
-        same_step = [r for r in candidates if curve_step(r) == row["step"] and workload_of(r) == workload]
-        mine = [r for r in same_step if run_of(r) == run_of(same_step[-1])]
-        # the step is priced from the notebook that measured it last, at its best configuration there
-        assert row["run"] == run_of(mine[-1]) and row["tokens_per_s"] == round(max(map(rate, mine)), 3), row["step"]
-        assert row["source"].startswith(mine[-1]["settings"]["notebook"])
+            "+ batching", "+ continuous batching", "mixture of experts"} <= set(rows)
+    workload = standard_workload(step_records(records))
+    mine = [r for r in step_records(records) if workload_of(r) == workload]
+    in_run = lambda notebook: [r for r in mine if r["settings"]["notebook"].startswith(notebook)]  # noqa: E731
+    # the start is 01's figure, though 02, 06 and 09 measured the target again afterwards
+    first = max((r for r in in_run("01") if curve_step(r) == "target"), key=rate)
+    assert rows["target"]["tokens_per_s"] == round(rate(first), 3) and rows["target"]["source"].startswith("01")
+    # the swap is 06's own ratio, the MoE's 09's
+    six = {curve_step(r): r for r in in_run("06")}
+    assert rows["larger baseline"]["swap_factor"] == pytest.approx(rate(six["target"]) / rate(six["larger baseline"]))
+    nine = {curve_step(r): r for r in in_run("09")}
+    assert rows["mixture of experts"]["swap_factor"] == pytest.approx(
+        rate(nine["mixture of experts"]) / rate(nine["larger baseline"]))
+    # each technique: its own notebook's latest run, its factor the ratio of two figures of that run
+    for step, notebook in [("+ 8-bit", "02"), ("+ 4-bit", "02"), ("+ attention", "03"), ("+ speculative", "04"),
+                           ("+ compile", "05"), ("+ batching", "05"), ("+ continuous batching", "08")]:
+        row = rows[step]
+        run = in_run(notebook)
+        assert row["source"].startswith(notebook) and row["base_from"] == "same run", step
+        assert row["run"] == run_of(run[-1]), step
+        assert row["base_tokens_per_s"] in [rate(r) for r in run], step          # its base from the same run
+        assert row["factor"] == pytest.approx(row["tokens_per_s"] / row["base_tokens_per_s"], rel=1e-3), step
     printed = outputs(ran["07_cost_curve"])
-    for row in rows:                                  # and notebook 07 printed exactly these lines
+    for row in rows.values():                         # and notebook 07 printed exactly these lines
         assert format_row(row) in printed, row["step"]
-    assert "became usable" in printed and "your decline:" in printed
-    assert (Path(store.path).parent / "cost_curve.png").stat().st_size > 50_000
+    assert "became usable" in printed and "your rate per year:" in printed and "the kit's H100-SXM run" in printed
+    png = Path(store.path).parent / "cost_curve.png"
+    assert png.stat().st_size > 50_000
+    from test_rehearsal import assert_curve_labels_apart
+    assert_curve_labels_apart(store.path, png.with_name("curve_again.png"))
 
 
 @pytest.mark.parametrize("notebook, marker", [(nb, m) for nb, probes in PROBES.items() for m, _, _ in probes])

@@ -63,7 +63,7 @@ from .quality import (SCORED_TOKENS, NonFiniteError, completion_items, exact_mat
 from .quiet import quiet_transformers
 from .results import ResultsStore, check_writable, new_run, run_context
 from .speculative import AcceptanceRecorder, PairError, check_pair, set_draft_length
-from .steps import build_on
+from .chain import build_on
 
 EM_ITEMS = 40          # code-completion questions (as in the notebooks)
 STEP_BUDGET_S = 1800   # seconds a step may run unless its profile says otherwise (step_budget_s)

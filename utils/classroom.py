@@ -17,10 +17,9 @@ from pathlib import Path
 from collections import Counter
 
 from . import cli, timeline
-from .curve import compounding, curve_rows, left_out, write_csv
+from .curve import compounding, coverage_of, curve_rows, left_out, write_csv
 from .data import gpu, gpu_key_for
 from .results import NOT_JSON_LINES, ResultsStore, learner_id
-from .steps import coverage
 
 
 def price_for(records: list[dict]) -> tuple[float, str]:
@@ -97,52 +96,56 @@ def merge(paths: list[str | Path], log=print) -> list[dict]:
         if not learner_rows:
             log(f"left out {first}: no cost measurements in it")
             continue
-        for line in left_out(coverage(entry["records"])):
+        for line in left_out(coverage_of(entry["records"])):
             log(f"{label}: {line}")
-        decline = timeline.of(learner_rows)[2]
-        rows += [dict(learner=label, gpu=key, learner_price_per_hour=price, decline_per_year=decline, **row)
-                 for row in learner_rows]
+        rate = timeline.of(learner_rows)[2]
+        rows += [dict(learner=label, gpu=key, learner_price_per_hour=price, decline_per_year=rate.per_year,
+                      rate_words=rate.words(), **row) for row in learner_rows]
     return rows
 
 
 def plot_class(rows: list[dict], path: Path) -> Path:
-    """Left: each learner's chain of techniques as a line (hollow markers: steps tried but not
-    built on). Right: each learner's LLMflation over time (utils.timeline: the cumulative cost
-    of their kept techniques by each technique's date) with their fitted decline per year."""
+    """One panel per hardware (a CPU's and a GPU's dollars never share an axis): each learner's
+    chain (utils.chain's path) as a line, hollow markers the techniques tried off it. Last panel: each
+    learner's LLMflation over time relative to their cost on the start date (utils.timeline's staircase divided
+    by its first value), so learners on any hardware compare, with their rate per year."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .steps import STEP_ORDER
-    steps = [s for s in STEP_ORDER if any(r["step"] == s for r in rows)]
-    fig, (ax, over_time) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw=dict(width_ratios=[3, 2]))
-    for learner in sorted({r["learner"] for r in rows}):
-        mine = [r for r in rows if r["learner"] == learner]
-        chain = compounding(mine)
-        total = chain[0]["usd_per_million"] / chain[-1]["usd_per_million"] if chain else 1.0
-        line, = ax.plot([steps.index(r["step"]) for r in chain], [r["usd_per_million"] for r in chain],
-                        marker="o", label=f"{learner} ({mine[0]['gpu']}): {total:.3g}x")
-        others = [r for r in mine if r not in chain]
-        ax.scatter([steps.index(r["step"]) for r in others], [r["usd_per_million"] for r in others],
-                   facecolors="none", edgecolors=line.get_color())
-        stairs = timeline.staircase(mine)
-        if stairs:
-            decline = mine[0]["decline_per_year"]
-            over_time.step([w for w, _, _ in stairs], [u for _, u, _ in stairs], where="post",
-                           color=line.get_color(), marker="o", markersize=3,
-                           label=f"{learner}: {'n/a' if decline is None else f'{decline:.2g}x'} per year")
-    ax.set_xticks(range(len(steps)), [("\n" if i % 2 else "") + s for i, s in enumerate(steps)])
-    ax.set_yscale("log")
-    ax.set_ylabel("$ per 1M tokens (log)")
-    ax.set_title("The class's cost curves: each line is the chain of techniques a learner kept, each step\n"
-                 "from their latest run (class_costs.csv: run, source); hollow: not built on; legend: total")
-    ax.tick_params(axis="x", labelsize=8)
-    ax.legend(fontsize=7, ncol=2)
+    from .steps import MODEL_CHOICES, STEP_ORDER
+    hardware = sorted({r["gpu"] for r in rows})
+    fig, axes = plt.subplots(1, len(hardware) + 1, figsize=(6 * len(hardware) + 6, 5.5), squeeze=False)
+    axes, over_time = axes[0][:-1], axes[0][-1]
+    for ax, key in zip(axes, hardware):
+        mine_hw = [r for r in rows if r["gpu"] == key]
+        steps = [s for s in STEP_ORDER if any(r["step"] == s for r in mine_hw)]
+        for learner in sorted({r["learner"] for r in mine_hw}):
+            mine = [r for r in mine_hw if r["learner"] == learner]
+            chain = compounding(mine)
+            total = chain[0]["level_usd"] / chain[-1]["level_usd"] if chain else 1.0
+            line, = ax.plot([steps.index(r["step"]) for r in chain], [r["level_usd"] for r in chain],
+                            marker="o", label=f"{learner}: {total:.3g}x")
+            others = [r for r in mine if r not in chain and r["step"] not in MODEL_CHOICES]
+            ax.scatter([steps.index(r["step"]) for r in others], [r["level_usd"] for r in others],
+                       facecolors="none", edgecolors=line.get_color())
+            stairs = timeline.staircase(mine)
+            if stairs:
+                over_time.step([w for w, _, _ in stairs], [u / stairs[0][1] for _, u, _ in stairs], where="post",
+                               color=line.get_color(), marker="o", markersize=3,
+                               label=f"{learner} ({key}): {mine[0]['rate_words']}")
+        ax.set_xticks(range(len(steps)), steps, rotation=35, ha="right", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel(f"$ per 1M tokens on {key} (log), on the chain")
+        ax.set_title(f"{key}: each line a learner's chain (legend: its total);\nhollow: steps off the chain",
+                     fontsize=9)
+        ax.legend(fontsize=7)
     for d in timeline.technique_dates().values():
         over_time.axvline(d["date"], color="0.9", linewidth=0.8, zorder=0)
     over_time.set_yscale("log")
-    over_time.set_title("Each learner's LLMflation over time: their kept techniques' cumulative cost\n"
-                        "by each technique's date (datasets/technique_dates.csv), fitted decline per year")
+    over_time.set_ylabel("cost relative to your start (log)")
+    over_time.set_title("Each learner's LLMflation over time, relative to their start\n"
+                        "(datasets/technique_dates.csv; rate per year: utils.cost.rate_per_year)", fontsize=9)
     over_time.tick_params(axis="x", rotation=30, labelsize=8)
     over_time.legend(fontsize=7)
     fig.tight_layout()

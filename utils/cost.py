@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import date
 
 from .memory import GB, ModelShape, decode_read_bytes, predict_memory
@@ -165,6 +166,36 @@ def annual_decline(points: list[tuple[date | str, float]]) -> float:
         raise ValueError("points need at least two different dates")
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
     return 10 ** (-slope)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A decline per year with what it rests on: how many points, over what span."""
+
+    per_year: float | None        # None with fewer than two dates
+    points: int
+    span_years: float
+
+    def words(self) -> str:
+        """The rate with its method, points and span, as every view prints it."""
+        if self.per_year is None:
+            return (f"no rate: {self.points} point{'' if self.points == 1 else 's'} "
+                    f"(a cost that never changed between dates has no decline to fit)")
+        how = ("the ratio of its two ends" if self.points == 2 else
+               f"least-squares fit of log10(cost) on time")
+        return (f"{self.per_year:.3g}x per year ({how}; {self.points} points over "
+                f"{self.span_years:.1f} years)")
+
+
+def rate_per_year(points: list[tuple[date | str, float]]) -> Rate:
+    """The one method the kit gives every series, historical or yours: the least-squares fit of
+    log10(cost) on time over ``points`` (:func:`annual_decline`; with two points that is exactly
+    the ratio of the ends per year). Fewer than two dates: no rate."""
+    whens = sorted(years_since(d) for d, _ in points)
+    span = whens[-1] - whens[0] if whens else 0.0
+    if len(set(whens)) < 2:
+        return Rate(None, len(points), span)
+    return Rate(annual_decline(points), len(points), span)
 
 
 # Below this fraction of its bandwidth roofline, a decode's time is mostly not spent reading

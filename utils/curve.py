@@ -24,16 +24,16 @@ from pathlib import Path
 
 from . import cli
 from .cost import cost_per_million
-from .chart import marked_noise, standing
+from .chart import marked_noise
 from .timeline import technique_of
 from .data import gpu, gpu_key_for, gpus
 from .measure import AGREE_PCT, Stat
 from .memory import count
 from .results import ResultsStore
-from .steps import (MODEL_CHOICES, MODEL_STEPS, TECHNIQUE_START, chain, coverage, describe, latest_runs,
-                    rate, run_of, spread, step_records)
+from .chain import Chain, chain, coverage, select
+from .steps import MODEL_CHOICES, configuration, describe, rate, run_of, spread, step_records
 
-BASELINE, MOE = MODEL_STEPS[:2]
+BASELINE, MOE = MODEL_CHOICES
 
 
 def gpu_here(records: list[dict]) -> str | None:
@@ -64,74 +64,94 @@ def source_of(record: dict) -> str:
     return f"{what}, {when}" if when else what
 
 
-def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
-    """One row per step, in workshop order, priced at ``price_per_hour``.
-
-    Each step comes from the learner's latest run of it (utils.steps: never the best of all
-    runs; ``run`` and ``source`` say which). ``factor`` is how many times cheaper the step is
-    than the configuration it was built on (``builds_on``; empty for a start),
-    ``same_as_base`` whether its configuration is the one it built on (SDPA, already
-    transformers' default: the factor is then noise), ``within_noise`` whether the two
-    measurements' repeat ranges overlap, ``kept`` whether it was measurably cheaper (later
-    steps build only on kept steps), ``vs_start`` how many times cheaper than the start of the
-    techniques (the target). The larger baseline is a model choice, not a technique: its row
-    carries the swap to the target (``swap_factor``, ``swap_verdict``, ``swap_quality``;
-    utils.swap) and builds on nothing; a mixture of experts' row (notebook 09) carries its swap
-    from the baseline, with its total and active parameters. Where the 16-bit target does not fit the GPU, a
-    ``computed`` target row stands in for it, at another GPU's price, its ``basis`` stated
-    (utils.counterfactual). Records from the newest profile and machine in the store are used.
-    """
+def build(records: list[dict], price_per_hour: float) -> Chain:
+    """The one chain every view reads (utils.chain), priced at ``price_per_hour``."""
     if not (isinstance(price_per_hour, (int, float)) and 0 < price_per_hour < float("inf")):
         raise ValueError(f"price per hour must be a positive number, got {price_per_hour!r}: a free "
                          f"run (Colab, Binder) is priced at what the same hardware costs to rent")
-    from .counterfactual import sixteen_bit_start
+    return chain(records, price_per_hour, here_key=gpu_here(records))
+
+
+def curve_rows(records: list[dict], price_per_hour: float) -> list[dict]:
+    """One row per step of the chain (utils.chain), in workshop order, priced at ``price_per_hour``.
+
+    ``usd_per_million`` is the step's own measured price (its run, as its notebook printed it);
+    ``factor`` is how many times cheaper it is than the configuration it built on (``builds_on``),
+    measured in the same run (``base_from`` says otherwise); ``level_usd`` is its place on the
+    chain (the start's price over the factors down to it), which the waterfall and the time panel
+    draw; ``status`` and ``status_words`` say, once for every view, whether it is the start, on
+    the chain, kept as an alternative, or not kept and why. The larger baseline and a mixture of
+    experts are model choices: their rows carry the swap (``swap_factor``, ``swap_verdict``,
+    ``swap_quality``; utils.swap), both models from one run, and their level is the start's times
+    the swap (the MoE's: the baseline's over its swap). Where the 16-bit target does not fit the
+    GPU, a ``computed`` target row stands in for it, at another GPU's price, its ``basis`` stated
+    (utils.counterfactual). Records from the newest profile and machine in the store are used.
+    """
     from .swap import model_swap
-    runs = latest_runs(records)
-    latest = {step: max(rs, key=rate) for step, rs in runs.items()}
-    here = gpu_here(records)
-    start = sixteen_bit_start(latest, here, price_per_hour) if here else None
-    links = chain(records, start=start)
-    price = {link.step: link.record["settings"]["price_per_hour"] if link.computed else price_per_hour
-             for link in links}
-    usd = {link.step: cost_per_million(price[link.step], link.tokens_per_s) for link in links}
-    if not all(math.isfinite(v) and v > 0 for v in usd.values()):
+    built = build(records, price_per_hour)
+    links = built.links
+    if not all(math.isfinite(k.usd) and k.usd > 0 for k in links):
         raise ValueError(f"${price_per_hour}/h gives a $/1M that is not a finite positive number; "
                          f"nothing was written")
-    start_usd = usd.get(TECHNIQUE_START) or next((usd[k.step] for k in links if k.step not in MODEL_CHOICES), None)
-    swaps = {BASELINE: model_swap(latest.get(BASELINE), step_records(records), price_per_hour),
-             MOE: model_swap(latest.get(BASELINE), step_records(records), price_per_hour, steps=(MOE,))}
+    by_step = built.by_step
+    start = built.path[0] if built.path else None
+    swaps = {step: model_swap(by_step[step].record if step == BASELINE else by_step[step].partner,
+                              by_step[step].partner if step == BASELINE else by_step[step].record,
+                              price_per_hour) for step in MODEL_CHOICES if step in by_step}
+    level = {k.step: k.level for k in links}
+    if BASELINE in swaps and swaps[BASELINE] and start is not None:
+        level[BASELINE] = start.level * swaps[BASELINE].factor
+    if MOE in swaps and swaps[MOE] and BASELINE in level:
+        level[MOE] = level[BASELINE] / swaps[MOE].factor
     rows = []
     for link in links:
         r = link.record
-        is_baseline = link.step in MODEL_CHOICES
+        choice = link.step in MODEL_CHOICES
         swap = swaps.get(link.step)
         rows.append(dict(step=link.step, configuration=describe(r["settings"], r["metrics"]),
-                         tokens_per_s=round(link.tokens_per_s, 3), usd_per_million=usd[link.step],
-                         price_per_hour=price[link.step],
-                         builds_on=link.base, factor=usd[link.base] / usd[link.step] if link.base else None,
+                         tokens_per_s=round(link.tokens_per_s, 3), usd_per_million=link.usd,
+                         level_usd=level[link.step],
+                         price_per_hour=r["settings"]["price_per_hour"] if link.computed else price_per_hour,
+                         builds_on=link.base, factor=link.factor,
+                         base_tokens_per_s=rate(link.base_record) if link.base_record else None,
+                         base_from=link.base_from if link.base else None,
+                         partner_tokens_per_s=rate(link.partner) if link.partner else None,
+                         base_source=source_of(link.base_record) if link.base_record else None,
+                         base_differs_pct=_base_differs(link, by_step), base_note=link.base_note,
+                         base_spread_pct=spread_pct(link.base_record) if link.base_record else None,
                          same_as_base=link.same_as_base, within_noise=link.within_noise, kept=link.kept,
-                         established=link.established, computed=link.computed,
-                         base_computed=link.on_computed,
+                         established=link.established, status=link.status, status_words=link.status_words(),
+                         alternative_to=link.alternative_to, on_chain=link.on_chain,
+                         computed=link.computed, base_computed=link.on_computed,
                          basis=r["settings"].get("basis") if link.computed else "measured",
-                         vs_start=None if is_baseline or start_usd is None else start_usd / usd[link.step],
+                         borrowed=link.borrowed,
+                         vs_start=None if choice or start is None else start.level / link.level,
                          perplexity=r["metrics"].get("perplexity"),
                          exact_match=r["metrics"].get("exact_match"),
                          total_params=r["metrics"].get("total_params"),
                          active_params=r["metrics"].get("active_params"),
-                         swap_factor=swap.factor if is_baseline and swap else None,
-                         swap_verdict=swap.verdict if is_baseline and swap else None,
-                         swap_quality=swap.quality if is_baseline and swap else None,
-                         swap_as_good=swap.as_good if is_baseline and swap else None,
+                         swap_factor=swap.factor if swap else None,
+                         swap_verdict=swap.verdict if swap else None,
+                         swap_quality=swap.quality if swap else None,
+                         swap_as_good=swap.as_good if swap else None,
                          model=r["settings"].get("model"),
                          technique=technique_of(link.step, r["settings"]),
                          hardware=(r.get("hardware") or {}).get("gpu_name") or "CPU",
                          random_weights=bool(r["settings"].get("random_weights")),
                          spread_pct=spread_pct(r),
                          run=run_of(r), source=source_of(r), timestamp=r.get("timestamp")))
-    on_chain = {r["step"] for r in compounding(rows)}
-    for row in rows:
-        row["on_chain"] = row["step"] in on_chain
     return rows
+
+
+def _base_differs(link, by_step) -> float | None:
+    """How far (percent) the base measured in the step's run is from the base's own record of the
+    same configuration (another run), when both exist: a large gap says the machine state differed
+    between the runs (the factor is still the within-run ratio)."""
+    base = by_step.get(link.base)
+    if base is None or link.base_record is None or link.base_record is base.record or base.computed \
+            or configuration(link.base_record) != configuration(base.record):
+        return None
+    return abs(rate(link.base_record) - rate(base.record)) / rate(base.record) * 100
 
 
 def spread_pct(record: dict) -> float | None:
@@ -150,27 +170,23 @@ def unsteady(row: dict) -> bool:
 
 
 def compounding(rows: list[dict]) -> list[dict]:
-    """The chain of techniques behind the cheapest kept step, from the target (their start).
+    """The path (utils.chain): the start and the techniques on the chain, in order. The product
+    of their factors is how many times cheaper the path's end is than the start. The model
+    choices are not on it."""
+    return [r for r in rows if r["on_chain"]]
 
-    The product of their factors is how many times cheaper the cheapest step is than the
-    start. The larger baseline and a mixture of experts are not on it: they are model choices."""
-    techniques = [r for r in rows if r["step"] not in MODEL_CHOICES]
-    if not techniques:
-        return []
-    by_step = {r["step"]: r for r in techniques}
-    established = [r for r in techniques if r["established"]]
-    path = [min(established, key=lambda r: r["usd_per_million"])]
-    while path[0]["builds_on"] in by_step:
-        path.insert(0, by_step[path[0]["builds_on"]])
-    return path
+
+def techniques_count(rows: list[dict]) -> int:
+    """How many techniques were measured: every step but the model choices and the start."""
+    return sum(1 for r in rows if r["step"] not in MODEL_CHOICES and r["builds_on"] is not None)
 
 
 def totals(rows: list[dict]) -> dict:
-    """The techniques' total (from their start to the cheapest kept step), the swap beside it,
-    and the same-capability total: techniques x swap, only when the target is as good as the
-    baseline within noise (utils.swap); otherwise None, and the reason."""
+    """The techniques' total (from the start to the path's end), the swap beside it, and the
+    same-capability total: techniques x swap, only when the target is shown as good as the
+    baseline (utils.swap); otherwise None, and the reason."""
     path = compounding(rows)
-    techniques = path[0]["usd_per_million"] / path[-1]["usd_per_million"] if path else None
+    techniques = path[0]["level_usd"] / path[-1]["level_usd"] if path else None
     baseline = next((r for r in rows if r["step"] == BASELINE), None)
     swap = baseline["swap_factor"] if baseline else None
     out = dict(techniques=techniques, start=path[0]["step"] if path else None,
@@ -178,40 +194,40 @@ def totals(rows: list[dict]) -> dict:
                swap_verdict=baseline["swap_verdict"] if baseline else None, same_capability=None)
     if swap is None:
         out["why_not"] = "no larger baseline measured (notebook 06)" if baseline is None else \
-            "the baseline has no target measured beside it at its precision"
+            "the baseline has no target measured beside it in one run at its precision"
     elif not baseline["swap_as_good"]:
         out["why_not"] = (f"the target is worse than the baseline, so the swap's {swap:.3g}x buys a "
                           f"model of lower quality, not equal capability"
                           if baseline["swap_verdict"].endswith("worse") else
-                          f"the target was not shown to be as good as the baseline within noise, so "
-                          f"the swap's {swap:.3g}x is not counted as equal capability")
+                          f"the target was not shown to be as good as the baseline (utils.swap's margins), "
+                          f"so the swap's {swap:.3g}x is not counted as equal capability")
     elif techniques:
         out["same_capability"] = techniques * swap
     return out
 
 
 def format_row(row: dict) -> str:
-    """One printable line: price, factor against the step built on, configuration, its run."""
+    """One printable line: its own price, its factor against its base in the same run, its status
+    and place on the chain, its configuration and run."""
     if row["step"] in MODEL_CHOICES:
-        against = "model choice (below)"
-    elif row["computed"]:
-        against = "computed start (below)"
+        against = row["status_words"] + (f" (below); chain ${row['level_usd']:.4f}" if row["swap_factor"] else "")
     elif row["builds_on"] is None:
-        against = "start of the techniques"
-    elif row["same_as_base"]:
-        against = f"same configuration as {row['builds_on']}"
+        against = row["status_words"]
     else:
-        against = (f"{row['factor']:5.2f}x vs {row['builds_on']}"
+        against = (f"{row['factor']:.3g}x vs {row['builds_on']}"
                    + (" (computed)" if row["base_computed"] else "")
-                   + (" ~noise" if marked_noise(row) else "")
-                   + (f" ({standing(row)})" if standing(row) else ""))
+                   + ("" if row["base_from"] == "same run" else f" (base from {row['base_from']})")
+                   + f": {row['status_words']}; chain ${row['level_usd']:.4f}")
     return (f"{row['step']:<22} {row['tokens_per_s']:>9.1f} tok/s  ${row['usd_per_million']:>9.4f}/1M  "
-            f"{against:<34} {row['configuration']}  [{row['source']}]"
+            f"{against}  | {row['configuration']}  [{row['source']}]"
             + (f" !unsteady: repeats {row['spread_pct']:.0f}% apart" if unsteady(row) else ""))
 
 
-RULE = ("each step: your latest run of it (the notebook and time in brackets), its fastest "
-        "configuration in that run; earlier runs are left out, never the best of all runs")
+RULE = ("each step: your latest run of it (the notebook and time in brackets), never the best of all runs, and "
+        "its own $/1M in that run; its factor: against the configuration it built on, measured again in that same "
+        "run; the start: notebook 01's latest run; 'chain': the start's $/1M over the factors down to the step (a "
+        "model choice: the start's times its swap). Compare steps by their factors: their own prices come from "
+        "different runs")
 
 
 def summary(rows: list[dict], records: list[dict] | None = None) -> str:
@@ -226,20 +242,36 @@ def summary(rows: list[dict], records: list[dict] | None = None) -> str:
     path = compounding(rows)
     if t["swap"] is not None:
         baseline = next(r for r in rows if r["step"] == BASELINE)
-        lines.append(f"model swap, larger baseline -> target: {t['swap']:.3g}x {baseline['swap_verdict']}: "
-                     f"{baseline['swap_quality']}")
+        lines.append(f"model swap, larger baseline -> target: {t['swap']:.3g}x {baseline['swap_verdict']} "
+                     f"(the {baseline['source'].split(',')[0]} run: target {baseline['partner_tokens_per_s']:.1f} vs "
+                     f"baseline {baseline['tokens_per_s']:.1f} tok/s): {baseline['swap_quality']}")
     moe = next((r for r in rows if r["step"] == MOE and r["swap_factor"] is not None), None)
     if moe is not None:
         sizes = (f" ({count(moe['total_params'])} total, {count(moe['active_params'])} active parameters)"
                  if moe["total_params"] and moe["active_params"] else "")
         lines.append(f"model swap, larger baseline -> mixture of experts{sizes}: "
-                     f"{moe['swap_factor']:.3g}x {moe['swap_verdict']}: {moe['swap_quality']}")
+                     f"{moe['swap_factor']:.3g}x {moe['swap_verdict']} (the {moe['source'].split(',')[0]} run: MoE "
+                     f"{moe['tokens_per_s']:.1f} vs baseline {moe['partner_tokens_per_s']:.1f} tok/s): {moe['swap_quality']}")
+    for r in rows:
+        if r["borrowed"]:
+            lines.append(f"{r['step']}: {r['borrowed']}")
+        if r["base_from"] and r["base_from"] != "same run" and not r["base_note"]:
+            lines.append(f"{r['step']}: its latest run did not measure its base again, so its factor is "
+                         + ("from the latest run of it that did" if r["base_from"] == "an earlier run" else
+                            f"against {r['builds_on']}'s own record ({r['base_source']}): across runs"))
+        if r["base_note"]:
+            lines.append(f"{r['step']}: {r['base_note']} ({r['base_source']}): across runs")
+        if r["base_differs_pct"] is not None and r["base_differs_pct"] > AGREE_PCT:
+            lines.append(f"{r['step']}: its run measured its base at {r['base_tokens_per_s']:.1f} tok/s, "
+                         f"{r['base_differs_pct']:.0f}% from {r['builds_on']}'s own run (the machine's load, or a "
+                         f"noisy measurement in either run); the factor is the ratio within its own run")
     if len(path) > 1:
         factors = " x ".join(f"{r['factor']:.3g} ({r['step']})" for r in path[1:])
-        shaky_path = [r["step"] for r in path if unsteady(r)]
+        shaky_path = [r["step"] for r in path[1:] if unsteady(r) or unsteady(dict(spread_pct=r["base_spread_pct"]))]
         lines.append(f"techniques from {path[0]['step']} to {path[-1]['step']}: {factors} "
                      f"= {t['techniques']:.3g}x cheaper"
-                     + (f" (uncertain: {', '.join(shaky_path)} !unsteady)" if shaky_path else ""))
+                     + (f" (uncertain: {', '.join(shaky_path)}: its measurement or its base's is !unsteady)"
+                        if shaky_path else ""))
     if t["same_capability"] is not None:
         lines.append(f"same capability: {t['techniques']:.3g}x (techniques) x {t['swap']:.3g}x (swap) "
                      f"= {t['same_capability']:.3g}x cheaper than the larger baseline")
@@ -254,9 +286,36 @@ def summary(rows: list[dict], records: list[dict] | None = None) -> str:
         lines.append(f"!unsteady: {', '.join(shaky)}: the repeats of that measurement disagree by more than "
                      f"{AGREE_PCT}% ((max - min) / median), as on a busy machine; its price is uncertain: "
                      f"rerun that notebook on a quiet machine, and the curve takes the new run")
+    lines.append(rate_line(rows))
     if records is not None:
-        lines += left_out(coverage(records))
+        lines += left_out(coverage_of(records))
     return "\n".join(lines)
+
+
+def rate_line(rows: list[dict]) -> str:
+    """Your rate per year beside the posts' and a16z's, all by the one method (utils.cost.rate_per_year)."""
+    from . import timeline
+    from .chart import modelled
+    from .data import historical_prices
+    drawn = {p["series"] for p in historical_prices() if modelled(p["source"])}
+    return (f"your rate per year: {timeline.of(rows)[2].words()}; beside: "
+            + "; ".join(f"{name}{' (modelled, not prices)' if name in drawn else ''} {rate.words()}"
+                        for name, rate in historical_rates().items()))
+
+
+def historical_rates() -> dict[str, "Rate"]:
+    """Each historical series' rate per year, by the one method."""
+    from .cost import rate_per_year
+    from .data import historical_prices
+    series: dict[str, list] = {}
+    for p in historical_prices():
+        series.setdefault(p["series"], []).append((p["date"], p["usd_per_million_tokens"]))
+    return {name: rate_per_year(pts) for name, pts in series.items()}
+
+
+def coverage_of(records: list[dict]) -> dict:
+    """What the curve of ``records`` uses and leaves out (utils.chain.coverage)."""
+    return coverage(select(records), chain(records))
 
 
 def _records(n: int) -> str:
@@ -290,8 +349,30 @@ def write_csv(rows: list[dict], path: Path) -> Path:
     return path
 
 
+REFERENCE = "h100_qwen3-8b"      # the kit's own GPU run that the reference chain is built from
+
+
+def reference_chain(name: str = REFERENCE) -> dict:
+    """What a GPU shows, as a chain: the same code (:func:`curve_rows`, utils.timeline) on the kit's
+    own GPU run in ``datasets/reference/`` (utils.reference.curve_records), priced at that GPU's
+    default $/hour in gpus.csv, with its label: the GPU, the date, random weights."""
+    from . import timeline
+    from .reference import curve_records
+    from .models.rehearsal import LABEL
+    records = curve_records(name)
+    hw = records[-1].get("hardware") or {}
+    key = gpu_key_for(hw.get("gpu_name"), hw.get("vram_gb"))
+    price = gpu(key)["price_per_hour_usd"]
+    rows = curve_rows(records, price)
+    _, stairs, rate = timeline.of(rows)
+    model = records[-1]["settings"].get("model")
+    label = f"the kit's {key} run ({model}, {records[-1]['timestamp'][:10]}, {LABEL}) at ${price}/h"
+    return dict(name=name, rows=rows, stairs=stairs, rate=rate, label=label, gpu_key=key, price=price,
+                totals=totals(rows))
+
+
 def plot(rows: list[dict], records: list[dict], path: Path, price_per_hour: float,
-         title: str = "Your LLMflation cost curve") -> Path:
+         title: str = "Your LLMflation cost curve", keep_open: bool = False) -> Path:
     """The cost-curve figure: the historical prices (with hardware what-ifs), your LLMflation over
     time, and the waterfall of what each technique contributed (utils.chart, utils.timeline)."""
     import matplotlib
@@ -301,24 +382,28 @@ def plot(rows: list[dict], records: list[dict], path: Path, price_per_hour: floa
     from . import chart, timeline
     from .reference import priced
 
-    fig = plt.figure(figsize=(15, 11))
-    grid = fig.add_gridspec(2, 2, height_ratios=[1, 1])
+    fig = plt.figure(figsize=(16, 14))
+    grid = fig.add_gridspec(3, 2, height_ratios=[1, 0.38, 1.05], width_ratios=[1, 1], wspace=0.55)
     history, over_time, waterfall = (fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]),
-                                     fig.add_subplot(grid[1, :]))
+                                     fig.add_subplot(grid[2, :]))
     chart.history(history, rows, priced())
     pts, stairs, decline = timeline.of(rows)
     model = next((r["model"] for r in rows if r["step"] not in MODEL_CHOICES), "?")
-    timeline.plot(over_time, pts, stairs, decline, f"{model} at ${price_per_hour}/h")
+    timeline.plot(over_time, pts, stairs, decline, f"{model} at ${price_per_hour}/h", reference_chain())
+    chart.legend_below(history, fig.add_subplot(grid[1, 0]), ncol=1)
+    chart.legend_below(over_time, fig.add_subplot(grid[1, 1]), ncol=1)
     chart.waterfall(waterfall, rows, compounding(rows), totals(rows))
-    fig.text(0.5, 0.035, chart.BASIS.format(model=model, price=price_per_hour), ha="center", fontsize=8,
+    fig.text(0.5, 0.025, chart.BASIS.format(model=model, price=price_per_hour), ha="center", fontsize=8,
              wrap=True)
     if any(r["random_weights"] for r in rows):
         fig.text(0.5, 0.01, "Hatched bars: RANDOM WEIGHTS (speed and memory are real, quality is not)",
                  ha="center", fontsize=9, color="tab:red")
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.subplots_adjust(left=0.06, right=0.86, top=0.94, bottom=0.12, hspace=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+    if keep_open:
+        return fig
     plt.close(fig)
     return path
 

@@ -129,6 +129,29 @@ def records(name: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+GPU_CHECK_STEPS = {"precision": None, "batch": "+ batching", "compile": "+ compile"}
+
+
+def curve_records(name: str) -> list[dict]:
+    """A reference GPU-check file's records as cost-curve records (utils.chain reads them as it
+    reads a learner's): its precision section gives the start and the 8-/4-bit steps, its batch
+    section the batch sweep with its batch 1, its compile section the compiled static cache with
+    the default cache beside it. Each section is its own run (A and B measured together); the
+    attention section times prefill only and has no end-to-end figure, so it is not a step."""
+    from .steps import curve_step
+    out = []
+    for r in records(name):
+        section = r.get("step")
+        if section not in GPU_CHECK_STEPS or not (r.get("metrics") or {}).get("e2e_tok_s"):
+            continue
+        step = GPU_CHECK_STEPS[section] or "target"
+        hw = r.get("hardware") or {}
+        out.append(dict(r, step=step, run=f"{name}:{section}",
+                        settings=dict(r.get("settings") or {}, profile=f"reference:{name}",
+                                      notebook=f"the kit's {hw.get('gpu_name') or 'GPU'} run, {section}")))
+    return [r for r in out if curve_step(r)]
+
+
 def source(rows: list[dict]) -> str:
     """One line naming where and when a reference file's figures were measured."""
     r = rows[0]

@@ -65,7 +65,7 @@ class Lab:
         it on this machine and profile (see utils.steps), or the precision that fits and SDPA
         when you have measured none yet. Says what it chose."""
         from .models.preflight import fitting_precision
-        from .steps import build_on
+        from .chain import build_on
         base = build_on(step, self.store.records(skip_corrupt=True),
                         (self.profile.name, self.hw.gpu_name, self.random_weights),
                         fitting_precision(self.profile, self.hw))

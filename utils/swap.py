@@ -4,21 +4,23 @@ Swapping the larger model for the smaller target makes tokens cheaper, but it
 is a change of *model*, not a technique applied to one, and the historical
 curve compares the cheapest model at a *fixed capability*. So the cost curve
 shows the swap beside its measured quality difference, and multiplies its
-factor into a "same capability" total only when the target is at least as
-good as the baseline within noise, by this stated rule:
+factor into a "same capability" total only when the target is shown to be as
+good: a **non-inferiority** test, by this stated rule:
 
 * **perplexity** on the same held-out tokens: the target's extra cross-entropy
-  per token (paired over the very same tokens, utils.quality.paired_gap) is at
-  most :data:`Z` standard errors above zero;
-* **exact match** on the same questions: the baseline's lead is at most
-  :data:`Z` standard errors of the difference of two proportions,
-  ``sqrt(p1(1-p1)/n + p2(1-p2)/n)``.
+  per token (paired over the very same tokens, utils.quality.paired_gap), plus
+  :data:`Z` standard errors, stays within :data:`MARGIN_PERPLEXITY` (at most
+  that much higher perplexity per token);
+* **exact match** on the same questions: the baseline's lead, plus :data:`Z`
+  standard errors of the difference of two proportions
+  (``sqrt(p1(1-p1)/n + p2(1-p2)/n)``), stays within :data:`MARGIN_EXACT`.
 
-Both must hold. Without a paired perplexity (another tokenizer, or older
-records) or with random weights, the quality is "not compared" and the swap is
-never multiplied in. The pair is taken from one run where possible (notebook
-06 and the benchmark measure both models, the same request, the same
-precision), else the target's latest record at the baseline's precision.
+Both must hold for "as good". A difference beyond :data:`Z` standard errors the
+other way is "worse"; anything between is "not established", and the words say
+how wide the bound was (40 questions cannot bound a 5-point difference).
+Without a paired perplexity (another tokenizer, older records) or with random
+weights, the quality is "not compared" and the swap is never multiplied in.
+The pair always comes from one run (utils.chain: notebook 06, 09 or a benchmark).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .steps import curve_step, rate, run_of
+from .steps import rate
 
-Z = 2.0     # standard errors: the stated noise band (about 95% for a normal error)
-TARGET_STEPS = ("target", "+ 8-bit", "+ 4-bit")
+Z = 2.0                   # standard errors: the stated noise band (about 95% for a normal error)
+MARGIN_PERPLEXITY = 0.05  # "as good": at most 5% higher perplexity per token, bound included
+MARGIN_EXACT = 0.05       # "as good": at most 5 points lower exact match, bound included
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,6 @@ class Swap:
     factor: float                  # cost(baseline) / cost(target)
     standing: str                  # "as good", "worse" or "not established" (see the rule)
     quality: str                   # the quality difference in words, with its figures
-    same_run: bool
 
     @property
     def as_good(self) -> bool:
@@ -52,28 +54,8 @@ class Swap:
     @property
     def verdict(self) -> str:
         cost = "cheaper" if self.factor > 1 else "dearer"
-        return {"as good": f"{cost} and as good within noise", "worse": f"{cost} and worse"}.get(
+        return {"as good": f"{cost} and as good (within the stated margins)", "worse": f"{cost} and worse"}.get(
             self.standing, f"{cost}, quality not established")
-
-
-def partner(baseline: dict, records: list[dict], steps: tuple[str, ...] = TARGET_STEPS) -> tuple[dict | None, bool]:
-    """The record of ``steps`` (the target's, or the mixture of experts') to compare ``baseline``
-    with: from the same run and request (True), else the newest such record (False); the target
-    at the baseline's precision (its own precisions are techniques), a mixture of experts at the
-    precision it runs in (bitsandbytes leaves its experts in 16 bits anyway)."""
-    model, precision = baseline["settings"].get("model"), baseline["settings"].get("precision")
-    same_request = [r for r in records if curve_step(r) in steps and rate(r)
-                    and r["settings"].get("model") != model
-                    and (steps != TARGET_STEPS or r["settings"].get("precision") == precision)
-                    and (r["metrics"].get("batch") or 1) == 1
-                    and (r["metrics"].get("prompt_tokens"), r["metrics"].get("new_tokens"))
-                    == (baseline["metrics"].get("prompt_tokens"), baseline["metrics"].get("new_tokens"))
-                    and (r.get("hardware") or {}).get("gpu_name") == (baseline.get("hardware") or {}).get("gpu_name")
-                    and bool(r["settings"].get("random_weights")) == bool(baseline["settings"].get("random_weights"))]
-    together = [r for r in same_request if run_of(r) == run_of(baseline)]
-    if together:
-        return together[-1], True
-    return (same_request[-1], False) if same_request else (None, False)
 
 
 def _gap(baseline: dict, target: dict) -> dict | None:
@@ -89,47 +71,68 @@ def judge(baseline: dict, target: dict) -> tuple[str, str]:
     if baseline["settings"].get("random_weights") or target["settings"].get("random_weights"):
         return "not established", "not compared (random weights: quality means nothing)"
     tm, bm = target["metrics"], baseline["metrics"]
-    parts, ok, worse_any = [], True, False
+    parts, good, worse_any = [], [], False
     gap = _gap(baseline, target)
     if tm.get("perplexity") and bm.get("perplexity"):
         text = f"perplexity {tm['perplexity']:.2f} vs {bm['perplexity']:.2f}"
         if gap is None:
-            ok = False
+            good.append(False)
             parts.append(f"{text} (no paired noise estimate: not established)")
         else:
-            z = gap["nll"] / gap["se"] if gap["se"] > 0 else math.copysign(math.inf, gap["nll"] or 1)
             worse = gap["nll"] > Z * gap["se"]
+            bound = math.exp(gap["nll"] + Z * gap["se"]) - 1
+            fine = bound <= MARGIN_PERPLEXITY
             worse_any |= worse
-            parts.append(f"{text} ({math.exp(gap['nll']) - 1:+.1%} per token, "
-                         f"{abs(z):.1f} paired standard errors {'worse' if z > 0 else 'better'}: "
-                         f"{'worse' if worse else 'within noise' if z > 0 else 'better'})")
+            good.append(fine)
+            room = math.log1p(MARGIN_PERPLEXITY) - gap["nll"]
+            tokens = gap.get("tokens")
+            need = (f"; about {math.ceil(tokens * (Z * gap['se'] / room) ** 2):,} tokens would be needed"
+                    if not (worse or fine) and room > 0 and isinstance(tokens, (int, float)) else "")
+            parts.append(f"{text} ({math.exp(gap['nll']) - 1:+.1%} per token, at most {bound:+.1%} with "
+                         f"{Z:g} paired standard errors: "
+                         + ("worse" if worse else f"within the {MARGIN_PERPLEXITY:.0%} margin" if fine else
+                            f"not shown within the {MARGIN_PERPLEXITY:.0%} margin{need}") + ")")
     else:
-        ok = False
+        good.append(False)
         parts.append("perplexity not measured for both")
     n = tm.get("exact_match_items") or bm.get("exact_match_items")
     if isinstance(tm.get("exact_match"), (int, float)) and isinstance(bm.get("exact_match"), (int, float)) and n:
         pt, pb = tm["exact_match"], bm["exact_match"]
-        se = math.sqrt(pt * (1 - pt) / n + pb * (1 - pb) / n)
-        behind = pb - pt > Z * se if se > 0 else pb > pt
-        worse_any |= behind
-        parts.append(f"exact match {pt:.0%} vs {pb:.0%} of {n} ({'worse' if behind else 'within noise' if pb > pt else 'not behind'})")
+        variance = pt * (1 - pt) + pb * (1 - pb)
+        se = math.sqrt(variance / n)        # unpaired: the records keep no per-question answers
+        lead = pb - pt
+        worse = lead > Z * se if se > 0 else lead > 0
+        fine = lead + Z * se <= MARGIN_EXACT
+        worse_any |= worse
+        good.append(fine)
+        if worse or fine:
+            words = "worse" if worse else f"within the {MARGIN_EXACT * 100:.0f}-point margin"
+        else:
+            room = MARGIN_EXACT - lead
+            need = f"; about {math.ceil(Z ** 2 * variance / room ** 2):,} questions would be needed" if room > 0 else ""
+            words = f"not shown within the {MARGIN_EXACT * 100:.0f}-point margin: {n} questions bound it to {Z * se * 100:.0f} points{need}"
+        parts.append(f"exact match {pt:.0%} vs {pb:.0%} of {n} ({words})")
     else:
-        ok = False
+        good.append(False)
         parts.append("exact match not measured for both")
-    standing = "worse" if worse_any else "as good" if ok else "not established"
+    standing = "worse" if worse_any else "as good" if all(good) else "not established"
     return standing, "; ".join(parts)
 
 
-def model_swap(baseline: dict | None, records: list[dict], price_per_hour: float,
-               steps: tuple[str, ...] = TARGET_STEPS) -> Swap | None:
-    """The swap from ``baseline`` (the curve's larger-baseline record) to the target (or, with
-    ``steps=("mixture of experts",)``, to the mixture of experts), or None."""
-    if baseline is None:
-        return None
-    target, same_run = partner(baseline, records, steps)
-    if target is None:
+def rule() -> str:
+    """The swap's rule in words, from the constants it is applied with."""
+    return (f"as good: the target's extra perplexity per token plus {Z:g} paired standard errors is at most "
+            f"{MARGIN_PERPLEXITY:.0%}, and the baseline's exact-match lead plus {Z:g} standard errors of the "
+            f"difference is at most {MARGIN_EXACT * 100:.0f} points; worse: either beyond {Z:g} standard errors "
+            f"the other way; otherwise not established")
+
+
+def model_swap(baseline: dict | None, target: dict | None, price_per_hour: float) -> Swap | None:
+    """The swap from ``baseline`` to ``target`` (the target, or a mixture of experts), two records of
+    one run (utils.chain), or None without both."""
+    if baseline is None or target is None:
         return None
     standing, words = judge(baseline, target)
     from .cost import cost_per_million
     factor = cost_per_million(price_per_hour, rate(baseline)) / cost_per_million(price_per_hour, rate(target))
-    return Swap(baseline, target, factor, standing, words, same_run)
+    return Swap(baseline, target, factor, standing, words)
