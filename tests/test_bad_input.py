@@ -593,7 +593,8 @@ def test_a_measurement_taken_on_a_busy_machine_is_flagged_on_the_curve(tmp_path)
     assert "unsteady" not in target
     assert "!unsteady: + 4-bit, + batching: the repeats of that measurement disagree by more than 10%" in text
     # a kept step whose repeats disagree makes the techniques' total uncertain, and the line says so
-    assert "(uncertain: + batching !unsteady)" in next(line for line in text.splitlines() if line.startswith("techniques"))
+    assert "(uncertain: + batching: its measurement or its base's is !unsteady)" in \
+        next(line for line in text.splitlines() if line.startswith("techniques"))
 
 
 def test_smaller_escapes_pickle_only_folder_local_profile_and_a_newer_schema(tmp_path, monkeypatch):
