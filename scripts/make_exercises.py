@@ -45,14 +45,16 @@ README = REPO / "README.md"
 BEGIN, END, STUB = "### BEGIN SOLUTION", "### END SOLUTION", "#STUB "
 
 
-def strip_solution(source: str) -> str:
+def strip_solution(source: str, hint: bool = True) -> str:
+    """``source`` with its solution blocks replaced by a placeholder (which points at the exercise's
+    hint only when it has one) and its #STUB lines made code."""
     out, inside = [], False
     for line in source.splitlines():
         stripped = line.strip()
         indent = line[: len(line) - len(line.lstrip())]
         if stripped == BEGIN:
             inside = True
-            out.append(indent + "# YOUR CODE HERE (see the hint above)")
+            out.append(indent + "# YOUR CODE HERE" + (" (see the hint above)" if hint else ""))
         elif stripped == END:
             inside = False
         elif inside:
@@ -79,11 +81,14 @@ def published(nb, path: str):
 
 def exercise_version(nb, name: str = ""):
     ex = published(nb, f"notebooks/{name}") if name else copy.deepcopy(nb)
+    exercise = ""                                  # the text of the exercise a solution cell answers
     for cell in ex.cells:
-        if cell.cell_type != "markdown":
+        if cell.cell_type == "markdown":
+            exercise = cell.source if cell.source.lstrip().startswith("### Exercise") else exercise
+        else:
             cell.metadata.pop("execution", None)   # run timestamps: noise in every diff
             if BEGIN in cell.source:
-                cell.source = strip_solution(cell.source)
+                cell.source = strip_solution(cell.source, hint="*Hint" in exercise or "Hint:" in exercise)
             if "# NBVAL_CHECK_OUTPUT" not in cell.source:
                 # learners see their own results, not the solution's (which could
                 # give an answer away); checked cells keep theirs for nbval

@@ -98,3 +98,38 @@ def test_a_batch_gain_above_the_batch_size_is_called_a_timing_fault(capsys):
     out = capsys.readouterr().out
     gain = float(re.search(r"batch 64 produced (\d+)x", out).group(1))
     assert gain <= 64 and "timing fault" in out
+
+
+def test_the_assisted_generation_defaults_04_and_set_draft_length_name_are_transformers():
+    """04's exercise 2 and utils.speculative.set_draft_length say what transformers does when nothing is set."""
+    from transformers import GenerationConfig
+
+    from utils import speculative
+    defaults = GenerationConfig._get_default_generation_params()
+    assert (defaults["num_assistant_tokens"], defaults["num_assistant_tokens_schedule"],
+            defaults["assistant_confidence_threshold"]) == (20, "constant", 0.4)
+    doc = " ".join(speculative.set_draft_length.__doc__.split())
+    assert "20 assistant tokens, the constant schedule, and a confidence threshold of 0.4" in doc
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_an_exercise_points_at_a_hint_only_when_it_has_one(path):
+    nb = nbformat.read(path, as_version=4)
+    exercise = ""
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("### Exercise"):
+            exercise = cell.source
+        elif cell.cell_type == "code" and "see the hint above" in cell.source:
+            assert "Hint" in exercise, f"{path.name} cell {i} points at a hint its exercise does not give"
+
+
+@pytest.mark.parametrize("path", SOLVED, ids=lambda p: p.name)
+def test_every_exercise_has_a_cell_of_its_own(path):
+    """An exercise's markdown is followed by a code cell before the next section, and shares no cell
+    with a summary."""
+    cells = nbformat.read(path, as_version=4).cells
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "markdown" and "### Exercise" in cell.source:
+            assert "## Summary" not in cell.source and len(re.findall("[★☆]{3}", cell.source)) == 1, \
+                f"{path.name} cell {i}: one exercise per cell, and no summary in it"
+            assert i + 1 < len(cells) and cells[i + 1].cell_type == "code", f"{path.name} cell {i} has no code cell"

@@ -17,6 +17,7 @@ Definitions (after optimum-benchmark and llmperf):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import statistics
@@ -248,10 +249,13 @@ def measure_generation(model, tokenizer, text: str, *, prompt_tokens: int, new_t
 
 def measure_prefill(model, tokenizer, text: str, *, prompt_tokens: int, batch: int = 1,
                     warmup: int = 1, repeats: int = 3, device: str = "cpu") -> tuple[Stat, float]:
-    """Time one forward pass over the prompt (prefill alone) and its peak memory in GB."""
+    """Time one forward pass over the prompt (prefill alone) and its peak memory in GB. What it was
+    asked to time is kept for :func:`prefill_settings`."""
     import torch
 
     inputs = make_inputs(tokenizer, text, prompt_tokens, batch, device)
+    settings = dict(attn_implementation=getattr(getattr(model, "config", None), "_attn_implementation", None),
+                    sdpa_allowed=sdpa_allowed(), prompt_tokens=prompt_tokens, batch=batch)
     times = []
     with torch.inference_mode():
         for _ in range(warmup):
@@ -263,7 +267,35 @@ def measure_prefill(model, tokenizer, text: str, *, prompt_tokens: int, batch: i
                 model(**inputs)
                 synchronize(device)
                 times.append(time.perf_counter() - start)
-    return Stat.of(times), mem.peak_bytes / GB
+    stat = Stat.of(times)
+    _PREFILLS.append((stat, settings))
+    return stat, mem.peak_bytes / GB
+
+
+# What each measure_prefill call of this process timed, newest last (a checkpoint asks how a
+# learner's Stat was measured instead of guessing it from the times, which a busy machine moves).
+_PREFILLS: collections.deque = collections.deque(maxlen=1000)
+
+
+def sdpa_allowed() -> list[str]:
+    """The SDPA backends PyTorch may dispatch to right now ("flash", "efficient", "math", "cudnn"):
+    ``torch.nn.attention.sdpa_kernel`` (and :func:`utils.attention.force_sdpa`) narrow them."""
+    import torch
+    b = torch.backends.cuda
+    return [name for name, on in (("flash", b.flash_sdp_enabled()), ("efficient", b.mem_efficient_sdp_enabled()),
+                                  ("math", b.math_sdp_enabled()), ("cudnn", b.cudnn_sdp_enabled())) if on]
+
+
+def prefill_settings(stat: Stat, tolerance_s: float = 5e-6) -> dict | None:
+    """What :func:`measure_prefill` was asked to time when it returned ``stat`` in this process: the
+    model's ``attn_implementation``, the SDPA backends allowed (``sdpa_allowed``), ``prompt_tokens``
+    and ``batch``; None when no call returned it. Matched on median, low and high within
+    ``tolerance_s`` and on n, so a Stat rounded to the 0.01 ms the notebooks print still matches."""
+    for logged, settings in reversed(_PREFILLS):
+        if logged.n == getattr(stat, "n", None) and all(
+                abs(getattr(logged, k) - getattr(stat, k)) <= tolerance_s + 1e-12 for k in ("median", "low", "high")):
+            return dict(settings)
+    return None
 
 
 @contextlib.contextmanager

@@ -232,9 +232,11 @@ def show(topic: str) -> None:
         faults = [t for t in steps if t > big]
         if faults:
             print(f"A batch-1 step slower than a batch-{b} step ({', '.join(f'{t:.1f}' for t in faults)} ms) is a "
-                  f"timing fault (a batch-{b} step does all of its work and more): the host was busy. Against the "
-                  f"fastest batch-1 step, batch {b} produced {b * steps[0] / big:.0f}x the tokens per second "
-                  f"(at most {b}x is possible) for {last['metrics']['peak_memory_gb'] / sweep[0]['metrics']['peak_memory_gb']:.2f}x the memory.")
+                  f"timing fault (a batch-{b} step does all of its work and more): the host was busy, so this sweep's own "
+                  f"gain is not established. Against the fastest batch-1 step, which another section of the run measured "
+                  f"(a ratio across sections, labelled as such: the best this run offers), batch {b} produced "
+                  f"{b * steps[0] / big:.0f}x the tokens per second (at most {b}x is possible) for "
+                  f"{last['metrics']['peak_memory_gb'] / sweep[0]['metrics']['peak_memory_gb']:.2f}x the memory.")
         else:
             print(f"Batch {b} produced {b * steps[0] / big:.0f}x the tokens per second of batch 1 (at most {b}x is "
                   f"possible) for {last['metrics']['peak_memory_gb'] / sweep[0]['metrics']['peak_memory_gb']:.2f}x the memory.")

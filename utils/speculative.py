@@ -24,10 +24,13 @@ def set_draft_length(draft_model, n: int, schedule: str = "constant",
 
     With ``schedule="constant"`` and ``confidence_threshold=0`` the draft always
     proposes exactly ``n`` tokens, the fixed draft length of Leviathan et al.'s
-    formula. transformers' own defaults adapt instead: ``schedule="heuristic"``
-    grows or shrinks ``n`` after each step, and a confidence threshold (0.4 by
-    default, itself re-tuned across calls) stops drafting early when the draft
-    is unsure; pass ``confidence_threshold=None`` to keep that behaviour.
+    formula. What transformers 5.x does when nothing is set
+    (``GenerationConfig._get_default_generation_params``): 20 assistant tokens,
+    the constant schedule, and a confidence threshold of 0.4 (re-tuned across
+    calls) that stops drafting early when the draft is unsure; a draft model's own
+    generation config may set others. ``schedule="heuristic"`` is an option that
+    grows ``n`` by 2 after a fully accepted step and shrinks it by 1 otherwise;
+    pass ``confidence_threshold=None`` to leave the draft's threshold as it is.
     """
     if n < 1:
         raise ValueError("the draft length must be at least 1")
