@@ -94,6 +94,7 @@ PROBES = {
                                          "usd_per_bit_saved = usd_per_bit_saved * 100"], True),
         ("# Checkpoint for exercise 2", ["results['target nf4'] = dict(results['target nf4'], settings=dict(results['target nf4']['settings'], precision='float32'))",
                                          "results['target nf4'] = dict(results['target nf4'], usd=results['target nf4']['usd'] / 1000)",
+                                         "results['target nf4'] = dict(results['target nf4'], settings=dict(results['target nf4']['settings'], model=results['baseline']['settings']['model']))",
                                          "results['target nf4'] = dict(results['target nf4'], usd=cost_per_million(lab.price_per_hour, "
                                          "results['target nf4']['measurement'].decode_tok_s.median))"], True),
     ],
@@ -128,7 +129,9 @@ ROUNDED = {
     "04_speculative_decoding": [("# Checkpoint for exercise 1",
                                  ["tokens_per_step, expected = round(tokens_per_step, 2), round(expected, 2)"])],
     "07_cost_curve": [("# Checkpoint for exercise 1", ["my_years = round(my_years, 2)"])],
-    "09_mixture_of_experts": [("# Checkpoint for exercise 1", ["touched_8 = round(touched_8)"])],
+    "09_mixture_of_experts": [("# Checkpoint for exercise 1", ["touched_8 = round(touched_8)"]),
+                              ("# Checkpoint for exercise 2", ["read_share = round(read_share, 4)", "read_share = round(read_share, 3)"])],
+    "06_larger_baseline": [("# Checkpoint for exercise 1", ["usd_per_bit_saved = round(usd_per_bit_saved, 4)"])],
     "08_serving": [("# Checkpoint for exercise 1", ["idle = round(idle, 3)"]),
                    ("# Checkpoint for exercise 2", ["gain_by_load = {k: round(v, 2) for k, v in gain_by_load.items()}"])],
 }

@@ -222,8 +222,9 @@ def show(topic: str) -> None:
             print(f"{r['settings']['batch']:>5} {m['e2e_tok_s']['median']:>9.1f} "
                   f"{step_ms(m, r['settings']['batch']):>11.1f} {m['peak_memory_gb']:>8.2f}")
         last = sweep[-1]
-        ones = [r for r in _ok(rows, "batch") + _ok(rows, "precision")
-                if r["settings"].get("batch", 1) == 1 and r["settings"]["precision"] == last["settings"]["precision"]]
+        ones = [r for r in _ok(rows, "batch") + _ok(rows, "precision") + _ok(rows, "compile")
+                if r["settings"].get("batch", 1) == 1 and r["settings"]["precision"] == last["settings"]["precision"]
+                and not r["settings"].get("compiled")]
         b = last["settings"]["batch"]
         big = step_ms(last["metrics"], b)
         steps = sorted(step_ms(r["metrics"], 1) for r in ones)
@@ -235,10 +236,10 @@ def show(topic: str) -> None:
                   f"timing fault (a batch-{b} step does all of its work and more): the host was busy, so this sweep's own "
                   f"gain is not established. Against the fastest batch-1 step, which another section of the run measured "
                   f"(a ratio across sections, labelled as such: the best this run offers), batch {b} produced "
-                  f"{b * steps[0] / big:.0f}x the tokens per second (at most {b}x is possible) for "
+                  f"{b * steps[0] / big:.0f}x the decode tokens per second (at most {b}x is possible) for "
                   f"{last['metrics']['peak_memory_gb'] / sweep[0]['metrics']['peak_memory_gb']:.2f}x the memory.")
         else:
-            print(f"Batch {b} produced {b * steps[0] / big:.0f}x the tokens per second of batch 1 (at most {b}x is "
+            print(f"Batch {b} produced {b * steps[0] / big:.0f}x the decode tokens per second of batch 1 (at most {b}x is "
                   f"possible) for {last['metrics']['peak_memory_gb'] / sweep[0]['metrics']['peak_memory_gb']:.2f}x the memory.")
     elif topic == "compile":
         runs = {r["settings"]["cache_implementation"]: r for r in _ok(rows, "compile")}
@@ -249,20 +250,27 @@ def show(topic: str) -> None:
                   f"{r['metrics']['decode_tok_s']['median']:6.1f} decode tok/s, "
                   f"{step_ms(r['metrics'], 1):5.1f} ms per step, {r['metrics']['decode_tok_s']['median'] / roof:.0%} "
                   f"of the {roof:.0f} tok/s roofline")
+        e2e = runs["static"]["metrics"]["e2e_tok_s"]["median"] / runs["dynamic"]["metrics"]["e2e_tok_s"]["median"]
         print(f"the compiled static cache decoded {runs['static']['metrics']['decode_tok_s']['median'] / runs['dynamic']['metrics']['decode_tok_s']['median']:.1f}x "
-              f"faster than the default dynamic cache at batch 1.")
+              f"faster than the default dynamic cache at batch 1 ({e2e:.2f}x end to end, prefill included: the factor "
+              f"a cost curve takes).")
     elif topic == "baseline":
         from .cost import cost_per_million
         from .data import gpu
         price = gpu("H100-SXM")["price_per_hour_usd"]
         rows = _ok(rows + records("h100_qwen3-14b"), "precision")
-        print(f"{'model':<10} {'precision':<9} {'decode tok/s':>12} {'cost per 1M':>12} {'peak GB':>8}   at ${price}/h")
+        print(f"{'model':<10} {'precision':<9} {'decode tok/s':>12} {'cost per 1M':>12} {'peak GB':>8}   at ${price}/h, "
+              f"priced from decode tok/s; the two models in two runs of the kit (compare with care)")
         for r in rows:
             s, m = r["settings"], r["metrics"]
             print(f"{s['model'].split('/')[-1]:<10} {s['precision']:<9} {m['decode_tok_s']['median']:>12.1f} "
                   f"{'$' + format(cost_per_million(price, m['decode_tok_s']['median']), '.2f'):>12} {m['peak_memory_gb']:>8.2f}")
         small, large = (_median(rows, "precision", model=f"Qwen/Qwen3-{n}", precision="bfloat16") for n in ("8B", "14B"))
+        from .measure import Stat
+        spread = lambda r: Stat(**{k: r["decode_tok_s"][k] for k in ("median", "low", "high", "n")})  # noqa: E731
+        noisy = spread(small).overlaps(spread(large))
         print(f"At batch 1 in generate(), Qwen3-14B in bf16 costs {small['decode_tok_s']['median'] / large['decode_tok_s']['median']:.2f}x "
+              + ("(within noise: the repeats overlap) " if noisy else "") +
               f"what Qwen3-8B costs per token on this GPU, in {large['peak_memory_gb'] / small['peak_memory_gb']:.2f}x the memory.")
     elif topic == "host-bound":
         host_bound(rows + records("h100_qwen3-14b"))
@@ -298,7 +306,8 @@ def host_bound(rows: list[dict]) -> None:
               f"{r['metrics']['decode_tok_s']['median'] / roof:.0%} of its {roof:.0f} tok/s roofline")
     (t8, b8), (t14, b14) = steps.values()
     print(f"Qwen3-14B reads {b14 / b8:.2f}x the bytes of Qwen3-8B per step, and its step takes {t14 / t8:.2f}x "
-          f"the time: the step time is the host's (Python, kernel launches), not the memory's.")
+          f"the time (two runs of the kit; the 14B's repeats spread widely, so read it as 'about the same'): far "
+          f"below both rooflines, the step time is the host's (Python, kernel launches), not the memory's.")
     c = next(x for x in _ok(rows, "compile") if x["settings"].get("compiled"))
     c = dict(c, settings=dict(c["settings"], prompt_tokens=c["metrics"]["prompt_tokens"],
                               new_tokens=c["metrics"]["new_tokens"]))
@@ -319,3 +328,5 @@ def bnb_host_time(rows: list[dict]) -> None:
         print(f"{model.split('/')[-1]:<9} NF4 {nf4:5.1f} ms per step vs bf16 {bf16:5.1f} ms: +{nf4 - bf16:4.1f} ms over "
               f"{calls} quantized linear calls ({shape.layers} layers x {shape.linear_layers_per_layer}) = "
               f"{(nf4 - bf16) / calls:.3f} ms added per call")
+    print("(medians of two runs of the kit, one per model: the per-call figure is an order of magnitude, not a "
+          "measurement to two digits; the kit's run under a T4's rules on the same H100 timed NF4 differently)")
