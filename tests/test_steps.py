@@ -262,7 +262,8 @@ def test_the_swap_says_how_many_questions_would_settle_it(tmp_path):
     add(store, "target", 80.0, run="06", metrics=quality(36.5, 0.15))
     add(store, "larger baseline", 40.0, run="06", metrics=quality(35.6, 0.18, (0.02, 0.004)))
     quality_words = curve_rows(store.records(), 1.0)[0]["swap_quality"]
-    assert "40 questions bound it to 17 points" in quality_words and "questions would be needed" in quality_words
+    assert "lead 3.0 points plus 2 standard errors (16.6 points on 40 questions) is 19.6" in quality_words
+    assert "questions would be needed" in quality_words
 
 
 def test_the_swap_pairs_the_baseline_with_the_target_of_its_own_run(tmp_path):

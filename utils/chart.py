@@ -152,7 +152,7 @@ def waterfall(ax, rows: list[dict], path: list[dict], totals: dict) -> None:
         if r["step"] in MODEL_CHOICES:
             to = "target" if r["step"] == BASELINE else "this MoE,\nfrom the baseline"
             ax.hlines(cost, i - 0.4, i + 0.4, colors="tab:purple", linewidth=4)
-            note = (f"model swap to {to}:\n{r['swap_factor']:.2g}x, " + r["swap_verdict"].replace(", ", ",\n")
+            note = (f"model swap to {to}:\n{r['swap_factor']:.3g}x, " + r["swap_verdict"].replace(", ", ",\n")
                     if r.get("swap_factor") else "model choice")
             others = [o["level_usd"] for o in rows if o["step"] in MODEL_CHOICES and o is not r]
             above = all(cost >= o for o in others)          # the higher label above, the lower below
@@ -174,7 +174,7 @@ def waterfall(ax, rows: list[dict], path: list[dict], totals: dict) -> None:
         low, high = sorted([level[r["builds_on"]], cost])
         ax.bar(i, high - low, bottom=low, color=COLOURS.get(r["status"], "yellowgreen"),
                hatch="//" if r["random_weights"] else None, edgecolor="black", linewidth=0.5)
-        label = "same\nconfig" if r["same_as_base"] else f"{r['factor']:.2g}x\n{short_status(r)}"
+        label = "same\nconfig" if r["same_as_base"] else f"{r['factor']:.3g}x\n{short_status(r)}"
         ax.annotate(label, (i, high), ha="center", va="bottom", fontsize=7)
     labels = [f"{r['step']}\n[{r['source'].split(',')[0].split(' ')[0]}]" for r in rows]   # the run it is from
     if path:

@@ -79,6 +79,9 @@ def software(rows: list[dict], reference: dict | None = None) -> dict | None:
            and r.get("factor") and first < timeline.date_of(r.get("technique"), dates) <= last]
     aside = (f"; kept off the chain, measured only without it: {', '.join(off)} (no measurement of them on top "
              f"of the chain's steps, so not counted)" if off else "")
+    measured = {r.get("technique") for r in chosen}
+    missing = [d["key"] for d in dates.values() if d["key"] not in measured and first < d["date"] <= last]
+    aside += (f"; not measured on this chain at all: {', '.join(missing)}" if missing else "")
     return dict(factor=factor, how=f"{what}: its cumulative cost on {first} / on {last} (batching and the plain "
                                    f"model were there in 2021: they count in both){aside}",
                 source="your results store" if yours else "datasets/reference/ (the kit's GPU run)",
@@ -113,7 +116,8 @@ def parts(techniques: dict | None) -> list[dict]:
              source=techniques["source"] if techniques else "-"),
     ]
     known = [r["factor"] for r in rows[1:] if r["factor"]]
-    rest = "utilisation and margin (the rest)" if techniques else "techniques, utilisation, margin (rest)"
+    rest = ("utilisation and margin (the rest)" if techniques and techniques["yours"] else
+            "utilisation, margin, unmeasured (rest)" if techniques else "techniques, utilisation, margin (rest)")
     residual = whole / math.prod(known)
     rows.append(dict(part=rest, factor=residual,
                      how="total / the rows above: a residual, not a measurement (utilisation, margin, and every "

@@ -136,8 +136,10 @@ def run_static(model, tokenizer, trace: list[Request], batch: int, device: str =
     """Serve ``trace`` in padded batches of ``batch`` in arrival order, in real time: a batch
     starts when its last request has arrived and the previous batch is done, and generates
     until its longest request has all its tokens. Also measures the KV-cache bytes each batch
-    held (the tensors ``generate`` returns) against the bytes its requests used, and counts the
-    tokens it generated (every row runs to its batch's longest request)."""
+    held (``kv_held_bytes``: the tensors ``generate`` returns, which hold no slot for a row's final
+    token), computes the bytes its requests use (``kv_used_bytes``: every prompt and output token,
+    the last included, times :func:`kv_bytes_per_token`), and counts the tokens it generated
+    (every row runs to its batch's longest request)."""
     import torch
 
     from .measure import TimingStreamer, synchronize

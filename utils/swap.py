@@ -110,8 +110,10 @@ def judge(baseline: dict, target: dict) -> tuple[str, str]:
         else:
             room = MARGIN_EXACT - lead
             need = f"; about {math.ceil(Z ** 2 * variance / room ** 2):,} questions would be needed" if room > 0 else ""
-            words = f"not shown within the {MARGIN_EXACT * 100:.0f}-point margin: {n} questions bound it to {Z * se * 100:.0f} points{need}"
-        parts.append(f"exact match {pt:.0%} vs {pb:.0%} of {n} ({words})")
+            words = (f"not shown within the {MARGIN_EXACT * 100:.0f}-point margin: the baseline's lead "
+                     f"{lead * 100:.1f} points plus {Z:g} standard errors ({Z * se * 100:.1f} points on {n} questions) "
+                     f"is {(lead + Z * se) * 100:.1f}{need}")
+        parts.append(f"exact match {pt:.1%} vs {pb:.1%} of {n} ({words})")
     else:
         good.append(False)
         parts.append("exact match not measured for both")

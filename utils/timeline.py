@@ -145,7 +145,8 @@ def plot(ax, pts: list[Point], stairs, rate: Rate, label: str, reference: dict |
     """The learner's steps on a time axis (filled: on the path; hollow green: kept, an alternative;
     hollow grey: not kept), the cumulative staircase, its rate per year and the posts' 10x per year
     through the same start, on ``ax`` (log scale). ``reference`` (utils.curve.reference_chain): the
-    same chain built from the kit's own GPU run, drawn beside with its label. Step names sit in a
+    same chain built from the kit's own GPU run, drawn from the learner's cost on the start date (its
+    factors over time; another machine's and model's prices never share this axis), with its label. Step names sit in a
     column right of the axes, spread so that none overlaps another, each tied to its point."""
     from .chain import STATUSES
     last = max(d["date"] for d in technique_dates().values())
@@ -173,10 +174,12 @@ def plot(ax, pts: list[Point], stairs, rate: Rate, label: str, reference: dict |
                     linewidth=1.5, label=f"your rate: {rate.words()}")
     if reference and reference["stairs"]:
         ref = reference["stairs"]
-        ax.step([w for w, _, _ in ref] + [last], [u for _, u, _ in ref] + [ref[-1][1]], where="post",
+        scale = stairs[0][1] / ref[0][1] if stairs else 1.0     # its factors from your start, never its prices
+        ax.step([w for w, _, _ in ref] + [last], [u * scale for _, u, _ in ref] + [ref[-1][1] * scale], where="post",
                 color="tab:orange", linewidth=1.5, zorder=2,
-                label=f"{reference['label']}:\n{reference['rate'].words()}")
-        values += [u for _, u, _ in ref]
+                label=f"{reference['label']}, drawn from your cost on the start date (its factors, not its prices):"
+                      f"\n{reference['rate'].words()}")
+        values += [u * scale for _, u, _ in ref]
     for d in technique_dates().values():
         ax.axvline(d["date"], color="0.88", linewidth=0.8, zorder=1)
     ax.set_yscale("log")
