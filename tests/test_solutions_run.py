@@ -55,7 +55,11 @@ PROBES = {
                                          "nf4_vs_fp4 = round(nf4_vs_fp4, 4) + 0.0001"], True),
         ("# Checkpoint for exercise 3", ["priced = {k: v * 2 for k, v in priced.items()}",
                                          "priced = dict(list(priced.items())[1:])"], True),
-        ("# Checkpoint for exercise 4", ["outlier_gain = 1 / outlier_gain", "outlier_gain = 1.5"], True),
+        ("# Checkpoint for exercise 4", ["outlier_gain = 1 / outlier_gain", "outlier_gain = 1.5",
+                                         "outlier_gain = scaled.error_int8 / int8_decomposition(x, w, threshold).error_decomposed",
+                                         "big = big * 1.0; big[:, :] = x * (20 * d.largest_other / x.abs().max()); "
+                                         "outlier_gain = int8_decomposition(big, w, threshold).error_int8 / "
+                                         "int8_decomposition(big, w, threshold).error_decomposed"], True),
     ],
     "03_attention_kernels": [
         ("# Checkpoint for exercise 1", ["math_prefill = math_prefill.median",
@@ -121,7 +125,8 @@ PROBES = {
 # notebook -> [(checkpoint cell's first line, right answers rounded as the notebook prints numbers)]: each must pass.
 ROUNDED = {
     "01_measuring_cost": [("# Checkpoint for exercise 1", ["my_cost = round(my_cost, 4)"])],
-    "02_quantization": [("# Checkpoint for exercise 2", ["nf4_vs_fp4 = round(nf4_vs_fp4, 4)"])],
+    "02_quantization": [("# Checkpoint for exercise 2", ["nf4_vs_fp4 = round(nf4_vs_fp4, 4)"]),
+                        ("# Checkpoint for exercise 4", ["outlier_gain = round(outlier_gain, 1)"])],
     "03_attention_kernels": [("# Checkpoint for exercise 1", ["math_prefill = Stat(round(math_prefill.median, 5), "
                                                               "round(math_prefill.low, 5), round(math_prefill.high, 5), "
                                                               "math_prefill.n)"]),

@@ -226,7 +226,7 @@ def format_row(row: dict) -> str:
 RULE = ("each step: your latest run of it (the notebook and time in brackets), never the best of all runs, and "
         "its own $/1M in that run; its factor: against the configuration it built on, measured again in that same "
         "run; the start: notebook 01's latest run; 'chain': the start's $/1M over the factors down to the step (a "
-        "model choice: the start's times its swap). Compare steps by their factors: their own prices come from "
+        "model choice: the start's times its swap; the mixture of experts: the baseline's over its swap). Compare steps by their factors: their own prices come from "
         "different runs")
 
 

@@ -26,8 +26,8 @@ def set_draft_length(draft_model, n: int, schedule: str = "constant",
     proposes exactly ``n`` tokens, the fixed draft length of Leviathan et al.'s
     formula. What transformers 5.x does when nothing is set
     (``GenerationConfig._get_default_generation_params``): 20 assistant tokens,
-    the constant schedule, and a confidence threshold of 0.4 (re-tuned across
-    calls) that stops drafting early when the draft is unsure; a draft model's own
+    the constant schedule, and a confidence threshold of 0.4 that stops
+    drafting early when the draft is unsure; a draft model's own
     generation config may set others. ``schedule="heuristic"`` is an option that
     grows ``n`` by 2 after a fully accepted step and shrinks it by 1 otherwise;
     pass ``confidence_threshold=None`` to leave the draft's threshold as it is.
