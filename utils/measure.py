@@ -214,7 +214,8 @@ def measure_generation(model, tokenizer, text: str, *, prompt_tokens: int, new_t
         raise ValueError("repeats must be >= 1 and warmup >= 0")
     inputs = make_inputs(tokenizer, text, prompt_tokens, batch, device)
     gen = dict(pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **generate_kwargs)
-    for _ in range(warmup):
+    for _ in range(warmup):              # both calls timed below: a first one-token call can cost more
+        _generate(model, inputs, 1, device, **gen)
         _generate(model, inputs, new_tokens, device, **gen)
     prefill, total, ttft, itl = [], [], [], []
     with PeakMemory(device) as mem:
