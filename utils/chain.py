@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .cost import cost_per_million
-from .steps import (BUILDS_ON, MODEL_CHOICES, MODEL_STEPS, QUANTIZED_STEPS, STEP_ORDER, TECHNIQUE_START,
+from .steps import (BUILDS_ON, MODEL_CHOICES, QUANTIZED_STEPS, STEP_ORDER, TECHNIQUE_START,
                     configuration, curve_step, group_of, rate, run_of, standard_workload, within_noise,
                     workload_of)
 

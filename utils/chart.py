@@ -8,7 +8,7 @@ panel (utils.timeline).
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import date
 
 from .cost import cost_per_million, roofline_tokens_per_s
 from .data import gpus, historical_prices, model_configs

@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 
 from . import cli
-from .cost import cost_per_million
 from .chart import marked_noise
 from .timeline import technique_of
 from .data import gpu, gpu_key_for, gpus

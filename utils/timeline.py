@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from .cost import Rate, rate_per_year
 from .data import DATASETS, historical_prices
