@@ -250,9 +250,10 @@ def _technique(step: str, base: Link, selection: Selection, price: float) -> Lin
         return record, (bases[-1] if bases else None), not others
 
     latest = runs[-1]
-    with_base = [run for run in runs if pair(run)[1] is not None and not _impossible(*pair(run)[:2])]
+    pairs = {run: pair(run) for run in runs}                 # each run's (step, base, same) once
+    with_base = [run for run, (r, b, _) in pairs.items() if b is not None and not _impossible(r, b)]
     run = with_base[-1] if with_base else latest
-    record, base_record, same = pair(run)
+    record, base_record, same = pairs[run]
     base_from, note = "same run", None
     if base_record is None or _impossible(record, base_record):
         if base_record is not None:
