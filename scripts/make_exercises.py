@@ -136,6 +136,47 @@ def write_timings(seconds: dict[str, float]) -> None:
     timetable.write()                              # the page that reads them
 
 
+def class_version():
+    """The class notebook (utils/tools/class_notebook.py), solved, from the published solutions."""
+    from utils.tools import class_notebook, timetable
+    from utils.tools.plan import CORE
+    path = f"solutions/{class_notebook.NAME}.ipynb"
+    solved = {nb: published(nbformat.read(SOLUTIONS / f"{nb}.ipynb", as_version=4), f"solutions/{nb}.ipynb")
+              for nb in CORE}
+    return class_notebook.build(solved, timetable.class_header(path), publish.setup_cell(), publish.drive_cell())
+
+
+def write_class(check: bool, run: bool, seconds: dict) -> list[str]:
+    """Write (or with ``check``, compare) the class notebook, both versions; with ``run``, execute the
+    solved one first, on a results store of its own; what is out of sync."""
+    from utils.tools import class_notebook, timetable
+    name = f"{class_notebook.NAME}.ipynb"
+    sol, target = SOLUTIONS / name, EXERCISES / name
+    current = class_version()
+    if check:
+        stale = [f"solutions/{name}"] if not sol.exists() or sources(nbformat.read(sol, as_version=4)) != sources(current) else []
+        ex = exercise_version(current)
+        ex.cells[0].source = timetable.class_header(f"notebooks/{name}")
+        if not target.exists() or sources(nbformat.read(target, as_version=4)) != sources(ex):
+            stale.append(name)
+        return stale
+    if sol.exists():           # keep the outputs of the last run where the cell is unchanged
+        old = {c.source: c for c in nbformat.read(sol, as_version=4).cells}
+        for cell in current.cells:
+            if cell.cell_type == "code" and cell.source in old:
+                cell.outputs = old[cell.source].get("outputs", [])
+                cell.execution_count = old[cell.source].get("execution_count")
+    nbformat.write(current, sol)
+    if run:
+        import tempfile
+        os.environ["LLMFLATION_RESULTS"] = str(Path(tempfile.mkdtemp(prefix="llmflation-class-")) / "my_results.jsonl")
+        seconds[sol.stem] = execute(sol)
+    ex = exercise_version(nbformat.read(sol, as_version=4))
+    ex.cells[0].source = timetable.class_header(f"notebooks/{name}")
+    nbformat.write(ex, target)
+    return []
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true")
@@ -154,8 +195,8 @@ def main(argv=None) -> int:
         import tempfile
         os.environ["LLMFLATION_RESULTS"] = str(Path(tempfile.mkdtemp(prefix="llmflation-solutions-"))
                                                / "my_results.jsonl")
-    from utils.tools.rehearse import notebook_order
-    for sol in notebook_order(SOLUTIONS.glob("*.ipynb")):
+    from utils.tools.rehearse import is_class, notebook_order
+    for sol in notebook_order(p for p in SOLUTIONS.glob("*.ipynb") if not is_class(p)):
         solved = nbformat.read(sol, as_version=4)
         current = published(solved, f"solutions/{sol.name}")
         if sources(current) != sources(solved):
@@ -173,6 +214,7 @@ def main(argv=None) -> int:
             seconds[sol.stem] = execute(sol)
             ex = exercise_version(nbformat.read(sol, as_version=4), sol.name)
         nbformat.write(ex, target)
+    stale += write_class(args.check, args.execute, seconds)
     if seconds and len(seconds) == len(list(SOLUTIONS.glob("*.ipynb"))):
         write_timings(seconds)
         return main([])          # the headers' estimated times read the timings just written

@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
 from utils.curve import curve_rows, format_row
-from utils.tools.rehearse import notebook_order
+from utils.tools.rehearse import is_class, notebook_order
 from utils.results import ResultsStore
 from utils.steps import curve_step, rate, run_of, standard_workload, step_records, workload_of
 
@@ -178,7 +178,7 @@ def sequence(tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setenv("LLMFLATION_RESULTS", str(store))
     monkeypatch_module.setenv("LLMFLATION_PROFILE", "offline")
     ran, probed = {}, {}
-    for path in notebook_order((REPO / "solutions").glob("*.ipynb")):
+    for path in notebook_order(p for p in (REPO / "solutions").glob("*.ipynb") if not is_class(p)):
         nb = nbformat.read(path, as_version=4)
         client = NotebookClient(nb, timeout=900, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}})

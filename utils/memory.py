@@ -302,8 +302,11 @@ def predict_memory(shape: ModelShape, precision: str, *, batch: int = 1, context
         kv_cache_gb=shape.kv_bytes_per_token(kv_dtype) * context * batch / GB)
 
 
+HEADROOM_GB = 0.8      # the CUDA context, activations and allocator slack, beside a model's estimate
+
+
 def check_fits(estimate: MemoryEstimate, available_gb: float, *, where: str = "GPU",
-               headroom_gb: float = 0.8, name: str = "the model") -> None:
+               headroom_gb: float = HEADROOM_GB, name: str = "the model") -> None:
     """Raise :class:`ModelTooLargeError` if ``estimate`` plus headroom exceeds ``available_gb``.
 
     The headroom covers the CUDA context, activations and allocator slack.

@@ -84,3 +84,16 @@ else:
         raise RuntimeError(f"{{here}} is not inside the LLMflation Lab folder (the one with utils/): "
                            "start Jupyter in the kit's folder, or open the notebook from there.")
 sys.path.insert(0, str(root))'''
+
+
+def drive_cell() -> str:
+    """The class notebook's one Google Drive mount (Colab only): the learner's results and the class's
+    model copies live there."""
+    return '''# Google Drive, once for the whole class: your results store and the class's model copies live there.
+# Colab asks you to approve it; anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    from google.colab import drive
+    drive.mount("/content/drive")'''
+

@@ -112,6 +112,23 @@ class Lab:
                   f"or folder, then run lab.save_unsaved() (or lab.save_unsaved('another.jsonl'))")
             return record
 
+    def lesson(self, notebook: str) -> "Lab":
+        """The next lesson of the one-runtime class (``class_t4``): this machine, profile, results store
+        and price (yours, if you set one), a new run for ``notebook``'s records; nothing detected, and
+        no model loaded, again. Says which models are still in memory."""
+        from dataclasses import replace
+
+        from .models import resident
+        resident.set_lesson(notebook)
+        if resident.measures_alone(notebook):
+            resident.clear(f"lesson {notebook} measures each precision's memory with nothing beside it",
+                           log=lambda m: print(f"memory   : {m}"))
+        held = resident.resident()
+        print(f"lesson   : {notebook}, in this runtime; in memory: "
+              + (", ".join(f"{m} in {p} (since {lesson})" for m, p, lesson in held) if held else "no model"))
+        downloads([notebook], self.profile, self.hw)
+        return replace(self, notebook=notebook, run=new_run(notebook))
+
     def save_unsaved(self, path: str | None = None) -> int:
         """Write the records the store could not take (:attr:`unsaved`) to it, or to ``path``;
         returns how many were written (those that still fail stay in :attr:`unsaved`)."""
@@ -125,8 +142,13 @@ class Lab:
         return written
 
 
-def start(notebook: str, profile: str | None = None, results: str | None = None) -> Lab:
-    """Set up a notebook and print one line per fact a learner should check."""
+def start(notebook: str, profile: str | None = None, results: str | None = None,
+          lessons: list[str] | None = None) -> Lab:
+    """Set up a notebook and print one line per fact a learner should check.
+
+    ``lessons`` makes this runtime the one-runtime class (``class_t4``): the downloads of every lesson
+    start now, one after the other in lesson order, and the models a lesson keeps stay in memory for
+    the next (:mod:`utils.models.resident`); each later lesson begins with :meth:`Lab.lesson`."""
     from .versions import check_versions
     versions = check_versions()          # an untested transformers stops here, with the fix
     quiet_transformers()
@@ -147,20 +169,33 @@ def start(notebook: str, profile: str | None = None, results: str | None = None)
     if store.warning:
         print(f"WARNING  : {store.warning}")
     print(f"price    : ${price}/h default for {key} (set lab.price_per_hour to yours)")
-    from .models.downloads import plan
-    for line in plan(notebook, prof):
-        print(f"download : {line}")
+    from .models import resident
+    resident.enable(lessons is not None)
+    resident.set_lesson(notebook)
     from .models.rehearsal import LABEL, mode
     rehearsal = mode()
     if rehearsal:
         print(f"REHEARSAL: {LABEL} ({'reduced architectures' if rehearsal == 'reduced' else 'real size'}); "
               f"quality figures and their checkpoints mean nothing here")
-    else:                   # the downloads come in while the instructor introduces the notebook
-        from .models.downloads import start_background
-        from .models.preflight import to_download
-        start_background(to_download(notebook, prof, hw), log=lambda m: print(f"download : {m}"))
+    if lessons is not None:
+        print(f"runtime  : one runtime for {len(lessons)} lessons; the models a lesson keeps stay in memory "
+              f"for the next")
+    downloads(lessons or [notebook], prof, hw)
     return Lab(notebook=notebook, hw=hw, profile=prof, store=store, price_per_hour=price,
                text=heldout_text(), run=new_run(notebook))
+
+
+def downloads(notebooks: list[str], profile: Profile, hw: Hardware) -> None:
+    """Say what ``notebooks`` download, and start it in the background (one queue, in their order)
+    while the instructor introduces them; nothing in a rehearsal (random weights)."""
+    from .models.downloads import plan, start_background
+    from .models.preflight import to_download
+    from .models.rehearsal import mode
+    for line in dict.fromkeys(line for nb in notebooks for line in plan(nb, profile)):
+        print(f"download : {line}")
+    if mode() is None:
+        start_background([ref for nb in notebooks for ref in to_download(nb, profile, hw)],
+                         log=lambda m: print(f"download : {m}"))
 
 
 def finding(text: str) -> None:

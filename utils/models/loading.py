@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import attention
 from .hardware import Hardware, available_gb, detect_hardware
-from ..memory import BYTES_16, MemoryEstimate, ModelShape, check_fits, check_precision, predict_memory
+from ..memory import BYTES_16, HEADROOM_GB, MemoryEstimate, ModelShape, check_fits, check_precision, predict_memory
 from .profiles import ModelRef
 from .refs import (OFFLINE_DIR, ModelLoadError, as_ref, check_weights, hub_errors, local_path,  # noqa: F401
                    model_config)                                     # ModelLoadError, model_config re-exported
@@ -237,7 +237,7 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from . import kept, rehearsal
+    from . import kept, rehearsal, resident
 
     quiet_transformers()
     hw = hw or detect_hardware()
@@ -252,6 +252,12 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
     config = model_config(ref)
     estimate = predict_memory(ModelShape.from_config(config), precision,
                               context=context, compute_dtype=compute)
+    if keep is True:                   # the one-runtime class: already in memory since an earlier lesson?
+        again = resident.reuse(ref, precision, attn_implementation, random_weights, log=log)
+        if again is not None:
+            return again
+    if resident.enabled():
+        resident.make_room(estimate.total_gb + HEADROOM_GB, lambda: available_gb(hw), log=log)
     check_fits(estimate, available_gb(hw),
                where="GPU's free memory" if hw.device == "cuda" else "machine's RAM", name=ref.id)
 
@@ -299,19 +305,22 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
                   commit=Path(snapshot).name if snapshot else None, log=log)
     if needs_finite_check(compute, random_weights):
         check_finite_logits(loaded, tokenizer, hw.device, f"{ref.id} at {precision} (computing in fp16)")
-    return Loaded(model=loaded, tokenizer=tokenizer, ref=ref, precision=precision,
-                  attn_implementation=attn_implementation, device=hw.device, predicted=estimate,
-                  load_seconds=seconds, random_weights=random_weights,
-                  kept_copy=copy.path if copy is not None else None)
+    result = Loaded(model=loaded, tokenizer=tokenizer, ref=ref, precision=precision,
+                    attn_implementation=attn_implementation, device=hw.device, predicted=estimate,
+                    load_seconds=seconds, random_weights=random_weights,
+                    kept_copy=copy.path if copy is not None else None)
+    if keep is True:
+        resident.hold(result)
+    return result
 
 
 def free(loaded: Loaded | None) -> None:
-    """Drop a model and return its memory (GPU caches included)."""
-    import gc
-
-    import torch
+    """Drop a model and return its memory (GPU caches included); in the one-runtime class a
+    model loaded with ``keep=True`` stays in memory for the next lesson (:mod:`utils.models.resident`)."""
+    from .resident import holds, release_memory
     if loaded is not None:
+        if holds(loaded.model):
+            print(f"{loaded.ref.id} in {loaded.precision} stays in memory for the next lesson (one runtime); "
+                  f"it is freed when another model needs the room")
         loaded.model = None
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    release_memory()

@@ -86,6 +86,33 @@ def transfers(profile: Profile, hw) -> dict[str, "Transfer"]:
     return out
 
 
+def moves(profile: Profile, hw, once: bool = False) -> dict[str, tuple[float, float]]:
+    """Per notebook of the core track (utils.tools.plan.CORE, its order), the GB (from the hub, from the
+    class copies) it moves: in a fresh runtime each (:func:`transfers`), or with ``once`` in one runtime,
+    where a model already downloaded or read by an earlier lesson is not moved again."""
+    from ..models.downloads import EVERY_PRECISION, NOTEBOOK_ROLES, download_gb
+    from .plan import CORE
+    shared = {role: (ref, precision) for role, ref, precision in shared_models(profile, hw)}
+    seen, out = set(), {}
+    for nb in CORE:
+        hub = drive = 0.0
+        for role in NOTEBOOK_ROLES.get(nb[:2], ()):
+            ref = getattr(profile, role, None)
+            if ref is None:
+                continue
+            from_copy = role in shared and nb[:2] not in EVERY_PRECISION
+            what = ("class", ref.id, shared[role][1]) if from_copy else ("hub", ref.id)
+            if once and what in seen:
+                continue
+            seen.add(what)
+            if from_copy:
+                drive += kept.copy_gb(*shared[role], hw)
+            else:
+                hub += download_gb(ref)
+        out[nb] = (hub, drive)
+    return out
+
+
 @cli.command
 def main(argv=None) -> int:
     from ..models.hardware import detect_hardware

@@ -135,28 +135,135 @@ def t4_estimate() -> tuple[dict[str, float], str]:
     return out, how
 
 
-def class_plan(download_mb_s: float = CLASS_RATE_MB_S) -> dict[str, dict]:
-    """The core track on Colab T4s with the class's shared copies (utils.tools.class_copy), per notebook: its
-    talk, exercises, what it moves in its fresh runtime (hub downloads, class copies), the minutes that
-    takes at ``download_mb_s``, the wait left after the talk (each notebook's first cell starts its
-    downloads, learners run it as the talk begins), and its T4 run (estimate)."""
-    from .class_copy import transfers
+# Setup per runtime: what a fresh Colab runtime costs before a lesson can start. The install is measured
+# (scripts/colab_setup.py from the package index, in a fresh environment holding Colab's preinstalled torch
+# and transformers); connecting and mounting Drive are assumptions with their sources.
+INSTALL = REPO / "datasets" / "reference" / "colab-setup-install.json"
+ASSUMED_SETUP = {
+    "connect": (1, "connecting to a T4 and cloning the kit (a --depth=1 clone): an assumption; Colab publishes no "
+                   "allocation time and free T4s are not guaranteed (research.google.com/colaboratory/faq.html)"),
+    "mount": (1, "mounting Drive and approving it: an assumption; a Colab maintainer expects a few seconds once "
+                 "approved (googlecolab/colabtools#231) and drive.mount gives up after 120 s by default "
+                 "(google.colab.drive, timeout_ms=120000)"),
+}
+# The sensitivity table: download rates (MB/s) against the T4 run at multiples of the estimate.
+RATES_MB_S = (10, 15, 25, 50)
+SLOWDOWNS = (1.0, 1.5, 2.0)
+COLAB_RAM_GB = 12.7          # a free Colab runtime's RAM (DESIGN.md: the class on free Colab)
+HELD_AT = (15, 1.5)            # the cell the plan must keep SLACK_MIN in, one runtime (tests/test_timetable.py)
+PATHS = {"each": "a runtime per notebook (each opened from its badge)",
+         "one": f"one runtime (the generated class notebook, `class_t4`)"}
+
+
+def install_measured() -> dict:
+    """The measured install of scripts/colab_setup.py: what, how, seconds per try, on what machine."""
+    return json.loads(INSTALL.read_text(encoding="utf-8"))
+
+
+def setup_minutes() -> dict[str, int]:
+    """Minutes each part of a fresh runtime's setup takes: connect (assumed), install (measured, the
+    slower try), mount (assumed)."""
+    install = minutes(max(install_measured()["seconds"]))
+    return {"connect": ASSUMED_SETUP["connect"][0], "install": install, "mount": ASSUMED_SETUP["mount"][0]}
+
+
+def class_plan(download_mb_s: float = CLASS_RATE_MB_S, slower: float = 1.0, path: str = "each") -> dict[str, dict]:
+    """The core track on Colab T4s with the class's shared copies (utils.tools.class_copy), per notebook:
+    its setup, talk, exercises, what it moves, the wait that leaves, and its T4 run (the estimate x
+    ``slower``), on one of two :data:`PATHS`:
+
+    * ``each``: every notebook opened from its badge: a fresh runtime, set up again (``setup_min``), its hub
+      downloads started by its first cell as the talk begins (only what is left after the talk is a wait),
+      the class copies it loads read when it loads them (a wait in full);
+    * ``one``: the class notebook: one setup; every lesson's hub downloads start with the class, one after
+      the other in lesson order; a model is downloaded or read from the class copies once (later loads
+      reuse it, or read the runtime's local copy)."""
+    from .class_copy import moves
     from ..models.emulate import TARGETS, described
     from ..models.profiles import get_profile
     check_rate(download_mb_s)
-    moved = transfers(get_profile(CLASS_PROFILE), described(TARGETS["t4"]))
+    if path not in PATHS:
+        raise PlanError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
+    moved = moves(get_profile(CLASS_PROFILE), described(TARGETS["t4"]), once=path == "one")
     run, _ = t4_estimate()
-    plan = {}
-    for nb, (talk, ex, exercises) in CORE.items():
-        t = moved.get(nb[:2])
-        gb = t.total_gb if t is not None else 0.0
-        transfer = download_minutes(gb, download_mb_s)
-        wait = max(0, transfer - talk)
-        gpu_min = minutes(run[nb]) if nb in run else 0
-        plan[nb] = dict(talk=talk, exercises=ex, which=exercises, hub_gb=t.download_gb if t else 0.0,
-                        class_gb=t.drive_gb if t else 0.0, transfer_min=transfer, wait_min=wait, run_min=gpu_min,
-                        total=talk + ex + wait + gpu_min)
+    setup = sum(setup_minutes().values())
+    plan, clock, queue_done = {}, 0.0, 0.0
+    for i, (nb, (talk, ex, exercises)) in enumerate(CORE.items()):
+        hub_gb, class_gb = moved[nb]
+        setup_min = setup if path == "each" or i == 0 else 0
+        clock += setup_min
+        hub = hub_gb * 1e3 / download_mb_s / 60
+        if path == "each":
+            ready = clock + hub
+        else:                     # one queue from the class's start
+            queue_done = max(queue_done, clock if i == 0 else queue_done) + hub
+            ready = queue_done
+        wait = max(0, math.ceil(ready - (clock + talk) - 1e-9))
+        read = download_minutes(class_gb, download_mb_s)
+        gpu_min = minutes(run[nb] * slower) if nb in run else 0
+        row = dict(talk=talk, exercises=ex, which=exercises, setup_min=setup_min, hub_gb=hub_gb, class_gb=class_gb,
+                   transfer_min=download_minutes(hub_gb, download_mb_s), read_min=read, wait_min=wait,
+                   run_min=gpu_min)
+        row["total"] = setup_min + talk + ex + wait + read + gpu_min
+        clock += row["total"] - setup_min
+        plan[nb] = row
     return plan
+
+
+def sensitivity(path: str) -> dict[tuple[float, float], int]:
+    """The slack (minutes of :data:`SESSION_MIN` left) of the core track on ``path`` at each download rate
+    of :data:`RATES_MB_S` and each T4 slowdown of :data:`SLOWDOWNS`."""
+    return {(rate, slow): SESSION_MIN - class_total(class_plan(rate, slow, path))
+            for rate in RATES_MB_S for slow in SLOWDOWNS}
+
+
+def residency(profile_name: str = CLASS_PROFILE) -> list[dict]:
+    """Lesson by lesson in one runtime on a T4, computed from the predicted memory (weights + KV cache
+    at a 2,048-token context, + the kit's headroom) and the one-runtime rule of
+    :mod:`utils.models.resident`: the models each lesson loads, the peak GPU memory it needs, and what
+    stays resident after it. A model that does not fit beside the resident ones frees them first."""
+    from ..memory import HEADROOM_GB, ModelShape, predict_memory
+    from ..models.downloads import EVERY_PRECISION, NOTEBOOK_ROLES
+    from ..models.emulate import TARGETS, described
+    from ..models.preflight import fitting_precision
+    from ..models.profiles import get_profile
+    from ..models.refs import model_config
+    profile, hw = get_profile(profile_name), described(TARGETS["t4"])
+    usable = TARGETS["t4"].usable_gb
+
+    def need(ref, precision) -> float:
+        return predict_memory(ModelShape.from_config(model_config(ref)), precision, context=2048,
+                              compute_dtype="float16").total_gb + HEADROOM_GB
+
+    resident: dict[str, float] = {}
+    out = []
+    for nb in CORE:
+        freed = list(resident) if nb[:2] in EVERY_PRECISION else []     # utils.models.resident.measures_alone
+        resident = {} if freed else resident
+        loads, peak = [], sum(resident.values())
+        for role in NOTEBOOK_ROLES.get(nb[:2], ()):
+            ref = getattr(profile, role, None)
+            if ref is None:
+                continue
+            every = nb[:2] in EVERY_PRECISION
+            precisions = (profile.precisions if role == "target" else ("float16", "int8", "nf4")) if every \
+                else (fitting_precision(profile, hw, role=role),)
+            for precision in precisions:
+                name = f"{ref.id} {precision}"
+                keep = role == "target" and not every
+                gb = need(ref, precision)
+                loads.append(name)
+                if name in resident:
+                    continue                      # reused
+                while resident and sum(resident.values()) + gb > usable:
+                    freed.append(next(iter(resident)))
+                    del resident[next(iter(resident))]
+                peak = max(peak, sum(resident.values()) + gb)      # 04's draft: beside the kept target
+                if keep:
+                    resident[name] = gb
+        out.append(dict(notebook=nb, loads=loads, freed=freed, peak_gb=peak, resident=list(resident),
+                        resident_gb=sum(resident.values()), usable_gb=usable))
+    return out
 
 
 def class_total(plan: dict[str, dict]) -> int:
@@ -172,8 +279,21 @@ def late_cuts(plan: dict[str, dict]) -> list[tuple[str, int]]:
         if what == "exercise":
             out.append((f"set {nb[:2]}'s exercise as homework", row["exercises"]))
         else:
-            out.append((f"show {nb[:2]} from its stored solution instead of running it", row["run_min"] + row["wait_min"]))
+            out.append((f"show {nb[:2]} from its stored solution instead of running it",
+                        row["run_min"] + row["wait_min"] + row["read_min"]))
     return out
+
+
+def cuts_needed(plan: dict[str, dict]) -> tuple[list[tuple[str, int]], int]:
+    """The first cuts of :func:`late_cuts` that bring ``plan`` back to :data:`SLACK_MIN` minutes of slack,
+    and the slack left after them (still short when every cut is not enough)."""
+    slack, chosen = SESSION_MIN - class_total(plan), []
+    for what, saved in late_cuts(plan):
+        if slack >= SLACK_MIN:
+            break
+        chosen.append((what, saved))
+        slack += saved
+    return chosen, slack
 
 
 def minutes(seconds: float) -> int:

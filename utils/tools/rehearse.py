@@ -31,6 +31,7 @@ from pathlib import Path
 from .. import cli
 from ..models import emulate, rehearsal
 from ..models.rehearsal import LABEL
+from .class_notebook import LESSON
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -41,7 +42,13 @@ class PeakSampler:
 
     def __init__(self, gpu: bool, interval_s: float = 0.5):
         self.gpu, self.interval, self.peak_gb = gpu, interval_s, 0.0
+        self.label, self.peaks = None, {}      # the part now running (a class's lesson), its peak
         self._stop = threading.Event()
+
+    def note(self, gb: float) -> None:
+        self.peak_gb = max(self.peak_gb, gb)
+        if self.label is not None:
+            self.peaks[self.label] = max(self.peaks.get(self.label, 0.0), gb)
 
     def sample(self) -> float:
         if self.gpu:
@@ -55,7 +62,7 @@ class PeakSampler:
     def _run(self):
         while not self._stop.wait(self.interval):
             try:
-                self.peak_gb = max(self.peak_gb, self.sample())
+                self.note(self.sample())
             except Exception:   # noqa: BLE001 - a child that exits mid-sample
                 pass
 
@@ -75,8 +82,23 @@ LAST = "07_cost_curve"      # reads every other notebook's records
 
 def notebook_order(paths) -> list[Path]:
     """Notebooks in the order a sequence runs them: by number, the cost curve (07) last, after
-    08 has recorded its step, so that it draws what the others measured in the same run."""
-    return sorted(paths, key=lambda p: (Path(p).stem == LAST, Path(p).name))
+    08 has recorded its step, so that it draws what the others measured in the same run; then the
+    class notebook (``class_t4``: the core lessons again, in one runtime, on a store of its own)."""
+    return sorted(paths, key=lambda p: (is_class(p), Path(p).stem == LAST, Path(p).name))
+
+
+def is_class(path) -> bool:
+    """A class notebook (``class_t4``), not one of the numbered sequence."""
+    return not Path(path).stem[:1].isdigit()
+
+
+def own_store(path, env: dict) -> dict:
+    """``env`` for running ``path``: a class notebook records into a store of its own beside the
+    sequence's, so that its lessons' runs and the sequence's never meet in one curve."""
+    if not is_class(path) or "LLMFLATION_RESULTS" not in env:
+        return env
+    store = Path(env["LLMFLATION_RESULTS"])
+    return dict(env, LLMFLATION_RESULTS=str(store.with_name(f"{Path(path).stem}_{store.name}")))
 
 
 def first_error(nb) -> dict | None:
@@ -122,8 +144,10 @@ def run_notebook(path: Path, env: dict, timeout: int, gpu: bool, save: Path | No
     error = None
     try:
         with PeakSampler(gpu) as peak:
+            def lesson(cell, **_):     # a class notebook's cells say which lesson they belong to
+                peak.label = cell.metadata.get(LESSON, peak.label)
             NotebookClient(nb, timeout=timeout, kernel_name="python3", kernel_manager_class=quiet_kernel_manager(),
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+                           resources={"metadata": {"path": str(path.parent)}}, on_cell_start=lesson).execute()
     except CellExecutionError:
         error = first_error(nb) or dict(cell=None, error="cell failed")
     except Exception as err:  # noqa: BLE001 - a dead kernel or a timeout: recorded, the run goes on
@@ -136,7 +160,8 @@ def run_notebook(path: Path, env: dict, timeout: int, gpu: bool, save: Path | No
         nbformat.write(nb, save / path.name)
     return dict(notebook=path.stem, ok=error is None, seconds=round(time.perf_counter() - start, 1),
                 peak_gb=round(peak.peak_gb, 3), peak_source="nvidia-smi memory.used" if gpu
-                else "kernel RSS (sampled)", **(error or {}))
+                else "kernel RSS (sampled)", **({"lessons": {k: round(v, 3) for k, v in peak.peaks.items()}}
+                                                if peak.peaks else {}), **(error or {}))
 
 
 def report(rows: list[dict], meta: dict) -> str:
@@ -154,6 +179,9 @@ def report(rows: list[dict], meta: dict) -> str:
         name = r["notebook"] + (f" (rerun {r['date'][:16]}, after the fix)" if r.get("rerun_after_fix") else "")
         lines.append(f"| {name} | {'yes' if r['ok'] else 'NO'} | {r['seconds']:.0f} | "
                      f"{r['peak_gb']:.2f} | {share}{err.replace('|', '/')[:300]} |")
+        for lesson, gb in r.get("lessons", {}).items():
+            lines.append(f"| &nbsp;&nbsp;lesson {lesson} |  |  | {gb:.2f} | "
+                         + (f"{gb / limit:.0%} | " if limit else "") + " |")
     lines += ["", f"Peak memory: {rows[0]['peak_source'] if rows else ''}."]
     return "\n".join(lines) + "\n"
 
@@ -218,7 +246,8 @@ def _main(argv=None) -> int:
         paths = [p for p in paths if any(p.stem.startswith(n) for n in args.notebooks)]
     rows = []
     for path in paths:
-        row = run_notebook(path, env, args.timeout, gpu, out / "executed" if args.save_notebooks else None)
+        row = run_notebook(path, own_store(path, env), args.timeout, gpu,
+                           out / "executed" if args.save_notebooks else None)
         rows.append(row)
         print(f"{row['notebook']}: {'ok' if row['ok'] else 'FAILED ' + row.get('error', '')[:200]} "
               f"({row['seconds']:.0f}s, peak {row['peak_gb']:.2f} GB)", flush=True)

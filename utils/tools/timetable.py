@@ -25,10 +25,12 @@ import re
 from pathlib import Path
 
 from .. import cli
-from .plan import (ASSUMED_DOWNLOAD_MB_S, BREAK_MIN, CLASS_PROFILE, CLASS_RATE_MB_S, CORE, CPU_TIMINGS,  # noqa: F401
-                   GPU_REHEARSAL, LATE_CUTS, OPTIONAL, PLAN, REPO, SESSION_MIN, SLACK_MIN, PlanError, check_rate,
-                   class_plan, class_total, clock, cpu_timings, download_minutes, downloads, fits, gpu_rehearsal,
-                   gpu_room, kept, late_cuts, minutes, t4_estimate)
+from .plan import (ASSUMED_DOWNLOAD_MB_S, ASSUMED_SETUP, BREAK_MIN, CLASS_PROFILE, CLASS_RATE_MB_S,  # noqa: F401
+                   COLAB_RAM_GB, CORE, CPU_TIMINGS, GPU_REHEARSAL, HELD_AT, INSTALL, LATE_CUTS, OPTIONAL, PATHS, PLAN,
+                   RATES_MB_S, REPO, SESSION_MIN, SLACK_MIN, SLOWDOWNS, PlanError, check_rate, class_plan,
+                   class_total, clock, cpu_timings, cuts_needed, download_minutes, downloads, fits, gpu_rehearsal,
+                   gpu_room, install_measured, kept, late_cuts, minutes, residency, sensitivity, setup_minutes,
+                   t4_estimate)
 
 PAGE = REPO / "docs" / "timetable.md"
 
@@ -116,23 +118,32 @@ def build(download_mb_s: float = ASSUMED_DOWNLOAD_MB_S) -> str:
 
 
 def class_section(download_mb_s: float = CLASS_RATE_MB_S) -> list[str]:
-    """The page's section on the core track for a Colab T4 class (:func:`class_plan`)."""
+    """The page's section on the core track for a Colab T4 class (:func:`class_plan`): setup per runtime,
+    both paths, the sensitivity table, what stays in memory, and what to cut."""
     from ..models import kept
     from ..models.emulate import TARGETS, described
     from ..models.preflight import shared_models
     from ..models.profiles import get_profile
-    plan, (_, how) = class_plan(download_mb_s), t4_estimate()
+    _, how = t4_estimate()
     t4 = TARGETS["t4"]
     shared = shared_models(get_profile(CLASS_PROFILE), described(t4))
     folder_gb = sum(kept.copy_gb(ref, precision, described(t4)) for _, ref, precision in shared)
-    total = class_total(plan)
-    slack = SESSION_MIN - total
+    setup, install = setup_minutes(), install_measured()
     lines = [
         "",
-        f"## The 3-hour Colab T4 class: the core track",
+        "## The 3-hour Colab T4 class: the core track",
         "",
         "The mission's path, each notebook with one exercise; notebooks 08 and 09 and the other exercises are "
-        "optional modules or a second session (`utils/tools/plan.py`, `CORE`). It runs as one class:",
+        "optional modules or a second session (`utils/tools/plan.py`, `CORE`). Two ways to run it:",
+        "",
+        f"- **{PATHS['one']}**, the class's default: `notebooks/class_t4.ipynb` holds the core notebooks' own "
+        "cells, lesson after lesson (`scripts/make_exercises.py` generates it from the solutions). One setup, one "
+        "Drive mount; every lesson's downloads start with the class, one after the other; a model is downloaded or "
+        "read from the class copies once, and kept in GPU memory for the next lesson until another model needs "
+        "the room (`utils/models/resident.py`).",
+        f"- **{PATHS['each']}**: each notebook is set up again in a fresh runtime and moves its models again. "
+        "Better for self-study and a second session: a learner picks one notebook, and a crashed runtime loses "
+        "one lesson, not the class's state.",
         "",
         f"- **The class's copies, prepared once.** Before class, on a Colab T4, the instructor runs "
         f"`python -m utils.tools.class_copy share <folder>`: {', '.join(f'{r.id} in {p}' for _, r, p in shared)}, "
@@ -143,36 +154,88 @@ def class_section(download_mb_s: float = CLASS_RATE_MB_S) -> list[str]:
         f"whether their runtime can use it. Every notebook except 02 reads these copies instead of downloading those "
         f"models' 16-bit checkpoints (the draft and any 16-bit model still come from the hub: the table says what each "
         f"moves); 02 downloads the 16-bit checkpoints it quantizes.",
-        "- **The wait behind the talk.** Each notebook's first cell starts its downloads in the background; learners "
-        "run it as the instructor starts the notebook's talk, and only what is still coming when the talk ends is a "
-        "wait (the cell that loads the model shows it as a progress bar).",
+        f"- **Setup per runtime, {sum(setup.values())} min:** install {setup['install']} min, **measured**: "
+        f"`scripts/colab_setup.py` from the package index in a fresh environment holding Colab's preinstalled torch "
+        f"{install['preinstalled']['torch']} and transformers {install['preinstalled']['transformers']} "
+        f"({', '.join(f'{s:.0f} s' for s in install['seconds'])}, {install['downloaded_mb']:.0f} MB of wheels; "
+        f"{install['machine']}; `{INSTALL.relative_to(REPO)}`); "
+        + "; ".join(f"{part} {ASSUMED_SETUP[part][0]} min, {ASSUMED_SETUP[part][1]}" for part in ("connect", "mount"))
+        + ". Counted in full: learners click through it as the lesson begins.",
+        "- **Downloads behind the talk.** Hub downloads start in the background when the runtime's `start` runs; "
+        "only what is still coming when the talk ends is a wait. A class copy is read when the lesson loads it, so "
+        "its read is counted in full.",
         f"- **Downloads and class copies at {download_mb_s:g} MB/s**, an assumption: half the rate the page's other "
         f"plans assume (hub rates on Colab are reported from about 1 to 55 MB/s); the class copies are read at the "
         f"same rate.",
-        f"- **T4 run, an estimate** (no notebook has been timed on a real T4 yet): {how}.",
+        f"- **T4 run, an estimate** (no notebook has been timed on a real T4 yet): {how}. In one runtime a lesson "
+        f"that reuses a model skips its load, so the estimate is high there.",
         f"- **Memory:** the kit plans with {t4.usable_gb:.1f} GB of a T4 (emulation, preflight and the t4 profile): "
         f"{t4.source}.",
-        "",
-        f"| notebook | talk min | exercises | moves in its runtime | at {download_mb_s:g} MB/s | wait after the talk "
-        f"| T4 run, estimate | minutes |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for nb, row in plan.items():
-        moved = " + ".join(part for part in (f"{row['hub_gb']:.1f} GB from the hub" if row["hub_gb"] else "",
-                                             f"{row['class_gb']:.1f} GB class copy" if row["class_gb"] else "")
-                           if part) or "nothing"
-        which = ", ".join(str(e) for e in row["which"])
-        lines.append(f"| {nb} | {row['talk']} | {row['exercises']} min (exercise {which}) | {moved} | "
-                     f"{row['transfer_min']} min | {row['wait_min']} min | {row['run_min']} min | {row['total']} |")
-    cuts = late_cuts(plan)
-    lines += [
-        "",
-        f"**{total - BREAK_MIN} min of notebooks + a {BREAK_MIN}-min break = {total} min of {SESSION_MIN}: "
-        + (f"{slack} min to spare.**" if slack >= 0 else f"{-slack} min over.**")
-        + f" The plan keeps at least {SLACK_MIN} (tests/test_timetable.py fails when it does not).",
-        "",
-        "When the class runs late, cut in this order: " + "; ".join(f"{what} ({m} min)" for what, m in cuts) + ".",
-    ]
+    for path in ("one", "each"):
+        plan = class_plan(download_mb_s, path=path)
+        total = class_total(plan)
+        slack = SESSION_MIN - total
+        lines += [
+            "",
+            f"### {PATHS[path][0].upper() + PATHS[path][1:]}, at {download_mb_s:g} MB/s and the T4 estimate",
+            "",
+            f"| notebook | setup | talk min | exercises | from the hub | behind the talk: wait | class copy read "
+            f"| T4 run, estimate | minutes |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for nb, row in plan.items():
+            which = ", ".join(str(e) for e in row["which"])
+            hub = f"{row['hub_gb']:.1f} GB ({row['transfer_min']} min)" if row["hub_gb"] else "nothing"
+            read = f"{row['class_gb']:.1f} GB, {row['read_min']} min" if row["class_gb"] else "none"
+            lines.append(f"| {nb} | {row['setup_min']} min | {row['talk']} | {row['exercises']} min (exercise {which}) "
+                         f"| {hub} | {row['wait_min']} min | {read} | {row['run_min']} min | {row['total']} |")
+        lines += ["", f"**{total - BREAK_MIN} min of notebooks + a {BREAK_MIN}-min break = {total} min of "
+                      f"{SESSION_MIN}: " + (f"{slack} min to spare.**" if slack >= 0 else f"{-slack} min over.**")]
+    lines += sensitivity_section() + residency_section()
+    return lines
+
+
+def sensitivity_section() -> list[str]:
+    """How the two paths hold at slower downloads and slower T4 runs, and what to cut where they do not."""
+    rate, slow = HELD_AT
+    lines = ["", "### How it holds: minutes to spare (negative: over)", "",
+             f"Each cell is {SESSION_MIN} min less the core track at that download rate and that multiple of the T4 "
+             f"estimate; one runtime first, then a runtime per notebook. The plan keeps {SLACK_MIN} min of slack "
+             f"at {rate:g} MB/s and {slow:g}x the estimate on one runtime, with the cuts below where needed "
+             "(tests/test_timetable.py fails when it does not).", "",
+             "| download | " + " | ".join(f"T4 {s:g}x the estimate" for s in SLOWDOWNS) + " |",
+             "|---|" + "---|" * len(SLOWDOWNS)]
+    one, each = sensitivity("one"), sensitivity("each")
+    for r in RATES_MB_S:
+        lines.append(f"| {r:g} MB/s | " + " | ".join(f"{one[r, s]} / {each[r, s]}" for s in SLOWDOWNS) + " |")
+    cuts, left = cuts_needed(class_plan(rate, slow, "one"))
+    lines += ["", f"When the class runs late, cut in this order: "
+              + "; ".join(f"{what} ({m} min)" for what, m in late_cuts(class_plan(rate, slow, "one"))) + ".",
+              "", (f"**At {rate:g} MB/s and {slow:g}x the estimate, in one runtime:** "
+                   + (f"cut {'; '.join(what for what, _ in cuts)}: {left} min to spare." if cuts
+                      else f"no cut needed, {left} min to spare."))]
+    return lines
+
+
+def residency_section() -> list[str]:
+    """What one runtime holds in GPU memory, lesson by lesson (:func:`residency`), and the RAM rule."""
+    from ..models.emulate import TARGETS
+    rows = residency()
+    lines = ["", "### One runtime: what is in GPU memory, lesson by lesson", "",
+             f"Computed from the predicted memory (weights + KV cache at a 2,048-token context + the kit's headroom) "
+             f"against the T4's {TARGETS['t4'].usable_gb:.1f} GB, under the one-runtime rule: the target a lesson "
+             "keeps stays for the next, every other model is freed when its lesson is done with it, and a model that "
+             "does not fit beside the resident ones frees them first (the lesson says so). The rehearsal measures the "
+             "peak of each lesson (`python -m utils.tools.rehearse --profile t4 --notebooks class_t4`, under "
+             "`--emulate t4` on a GPU).", "",
+             "| lesson | loads | frees first | peak GB, computed | resident after |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['notebook']} | {', '.join(r['loads']) or 'nothing'} | {', '.join(r['freed']) or '-'} "
+                     f"| {r['peak_gb']:.1f} of {r['usable_gb']:.1f} | "
+                     f"{', '.join(r['resident']) or 'nothing'} ({r['resident_gb']:.1f} GB) |")
+    lines += ["", f"RAM: Colab's {COLAB_RAM_GB:g} GB hold the kernel and one checkpoint shard at a time: "
+                  "`load_model` loads straight to the GPU (`device_map`), so no model is resident in RAM."]
     return lines
 
 
@@ -224,6 +287,50 @@ def with_header_table(markdown: str, notebook: str) -> str:
     if not HEADER_TABLE.search(markdown):
         raise ValueError(f"{notebook}: the header cell has no estimated-time table to regenerate")
     return HEADER_TABLE.sub(lambda _: header_table(notebook), markdown, count=1)
+
+
+def class_header(path: str) -> str:
+    """The class notebook's header cell: what it is, its lessons with the plan's minutes, its estimated
+    time on each kind of machine (the same figures as the timetable page), what it needs."""
+    from .. import publish
+    from .class_notebook import NAME
+    cpu = cpu_timings()["seconds"]
+    rate = CLASS_RATE_MB_S
+    plan = class_plan(rate, path="one")
+    total = class_total(plan)
+    lessons = "\n".join(f"| {nb} | {row['talk']} | exercise {', '.join(map(str, row['which']))}, {row['exercises']} min |"
+                         for nb, row in plan.items())
+    measured = (f"{minutes(cpu[NAME])} min to run (measured)" if NAME in cpu
+                else "run not timed yet: `python scripts/make_exercises.py --execute`")
+    teaching = sum(row["talk"] + row["exercises"] for row in plan.values())
+    return "\n".join([
+        "# The Colab T4 class: the core track in one runtime",
+        "",
+        publish.badges(path),
+        "",
+        "**Goal.** Run the workshop's core track, notebooks 00 to 07, as one class in **one Colab runtime**: one "
+        "setup, one Drive mount, each model downloaded or read from the class's copies once and kept in GPU memory "
+        "for the next lesson while it fits. Every cell comes from the notebooks themselves "
+        "(`scripts/make_exercises.py` builds this one from `solutions/`); each lesson keeps the one exercise the "
+        "class plan gives it. For self-study or a second session, open the separate notebooks instead: each runs "
+        "on its own, with all its exercises.",
+        "",
+        "| lesson | talk min | exercise |",
+        "|---|---|---|",
+        lessons,
+        "",
+        "| hardware | estimated time |",
+        "|---|---|",
+        f"| CPU (offline profile) | {teaching} min of talk and exercises, plus {measured} |",
+        f"| Colab T4 | {total} min with the break, {SESSION_MIN - total} min to spare of {SESSION_MIN}, at {rate:g} "
+        f"MB/s and the T4 estimate (setup, waits and runs counted; slower rooms and what to cut: the timetable) |",
+        "| A100 / H100 | use the separate notebooks: this plan is made for a T4's memory |",
+        "",
+        f"*Every figure comes from [the timetable](../docs/timetable.md), section \"The 3-hour Colab T4 class\".*",
+        "",
+        "**GPU needed:** a Colab T4 for the class (Runtime > Change runtime type > T4 GPU); on a CPU it runs "
+        "the offline profile's small models.",
+    ])
 
 
 def write(page: str | None = None) -> Path:
