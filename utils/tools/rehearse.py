@@ -115,10 +115,13 @@ def quiet_kernel_manager():
     kernel's real errors still reach the console."""
     import tempfile
 
-    from jupyter_client import KernelManager
+    from jupyter_client import AsyncKernelManager
     from traitlets import default
 
-    class QuietKernelManager(KernelManager):
+    # The asynchronous manager, as nbclient's own default: with the blocking one, nbclient's wait for the
+    # kernel's output holds the event loop, so a kernel that dies, a cell timeout or a signal is never seen
+    # and the run hangs.
+    class QuietKernelManager(AsyncKernelManager):
         @default("transport")
         def _default_transport(self):
             return "ipc"
@@ -142,16 +145,19 @@ def run_notebook(path: Path, env: dict, timeout: int, gpu: bool, save: Path | No
     os.environ.update(env)          # the kernel inherits this process's environment
     start = time.perf_counter()
     error = None
+    client = None
     try:
         with PeakSampler(gpu) as peak:
             def lesson(cell, **_):     # a class notebook's cells say which lesson they belong to
                 peak.label = cell.metadata.get(LESSON, peak.label)
-            NotebookClient(nb, timeout=timeout, kernel_name="python3", kernel_manager_class=quiet_kernel_manager(),
-                           resources={"metadata": {"path": str(path.parent)}}, on_cell_start=lesson).execute()
+            client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                    kernel_manager_class=quiet_kernel_manager(),
+                                    resources={"metadata": {"path": str(path.parent)}}, on_cell_start=lesson)
+            client.execute()
     except CellExecutionError:
         error = first_error(nb) or dict(cell=None, error="cell failed")
     except Exception as err:  # noqa: BLE001 - a dead kernel or a timeout: recorded, the run goes on
-        error = dict(cell=None, error=f"{type(err).__name__}: {err}"[:1000])
+        error = dict(cell=None, error=failure(client, err), **({"interrupted": True} if interrupted(client) else {}))
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -162,6 +168,22 @@ def run_notebook(path: Path, env: dict, timeout: int, gpu: bool, save: Path | No
                 peak_gb=round(peak.peak_gb, 3), peak_source="nvidia-smi memory.used" if gpu
                 else "kernel RSS (sampled)", **({"lessons": {k: round(v, 3) for k, v in peak.peaks.items()}}
                                                 if peak.peaks else {}), **(error or {}))
+
+
+def interrupted(client) -> bool:
+    """Whether the run was stopped by a signal to this process (SIGINT, SIGTERM): nbclient then shuts
+    the kernel down itself, and its second clean-up fails on an empty assertion."""
+    return getattr(client, "_async_cleanup_kernel_future", None) is not None
+
+
+def failure(client, err: BaseException) -> str:
+    """What stopped a notebook outside its cells, in words: an interruption by name, else the error,
+    or the error it replaced when its own message is empty (nbclient's empty AssertionError hides
+    the DeadKernelError it was handling)."""
+    if interrupted(client):
+        return "interrupted: this process received SIGINT or SIGTERM, and the kernel was shut down mid-cell"
+    shown = err if str(err) or err.__context__ is None else err.__context__
+    return f"{type(shown).__name__}: {shown}"[:1000]
 
 
 def report(rows: list[dict], meta: dict) -> str:
@@ -254,6 +276,9 @@ def _main(argv=None) -> int:
         with open(out / "rehearsal.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(dict(row, **meta)) + "\n")
         (out / "rehearsal.md").write_text(report(rows, meta), encoding="utf-8")
+        if row.get("interrupted"):           # stopped on purpose: the rest of the sequence is not run
+            print(f"interrupted: the notebooks after {row['notebook']} were not run", flush=True)
+            return 130
     print(f"report: {out / 'rehearsal.md'}")
     return 0 if all(r["ok"] for r in rows) else 1
 
