@@ -320,6 +320,9 @@ def test_every_notebook_runs_for_the_gpu_profiles_at_reduced_size(profile, tmp_p
     assert code == 0 and not failed, failed
     solved = rehearse.notebook_order((Path(__file__).resolve().parent.parent / "solutions").glob("*.ipynb"))
     assert [r["notebook"] for r in rows] == [p.stem for p in solved] and all(r["peak_gb"] > 0 for r in rows)
+    from utils.tools.plan import CORE        # the one-runtime class, with each lesson's peak
+    lessons = next(r for r in rows if r["notebook"] == "class_t4")["lessons"]
+    assert list(lessons) == list(CORE) and all(gb > 0 for gb in lessons.values())
     assert rehearsal.LABEL in (tmp_path / "rehearsal.md").read_text()
     import nbformat
     curve = nbformat.read(tmp_path / "executed" / "07_cost_curve.ipynb", as_version=4)
@@ -471,3 +474,52 @@ def test_a_section_records_a_refusal_or_a_failure_frees_the_model_and_goes_on(tm
     assert rows[2]["metrics"]["error"] == "RuntimeError: boom"
     assert freed == [None, None, "model"]
 
+
+
+# --- what stops a notebook outside its cells is named, and never hangs the run ----------------
+RUNNER = r'''
+import json, os, signal, sys, threading, time
+from pathlib import Path
+import nbformat
+sys.path.insert(0, {repo!r})
+from utils.tools.rehearse import run_notebook
+folder = Path({folder!r})
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in {cells!r}])
+nbformat.write(nb, folder / "probe.ipynb")
+if {signal_me!r}:
+    def later():
+        while not (folder / "started").exists():
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=later, daemon=True).start()
+print(json.dumps(run_notebook(folder / "probe.ipynb", {{}}, {timeout}, False, None)))
+'''
+
+
+def run_probe(tmp_path, cells, timeout=60, signal_me=False) -> tuple[dict, float]:
+    import subprocess
+    import sys
+    import time
+    code = RUNNER.format(repo=str(Path(__file__).resolve().parent.parent), folder=str(tmp_path), cells=cells,
+                         signal_me=signal_me, timeout=timeout)
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1]), time.perf_counter() - start
+
+
+def test_a_signal_to_the_rehearsal_is_named_an_interruption_not_an_empty_assertion(tmp_path):
+    started = f"open({str(tmp_path / 'started')!r}, 'w').close()"
+    row, seconds = run_probe(tmp_path, [f"import time\n{started}\ntime.sleep(60)"], signal_me=True)
+    assert not row["ok"] and row.get("interrupted") is True
+    assert row["error"].startswith("interrupted: this process received SIGINT or SIGTERM") and seconds < 50
+
+
+def test_a_kernel_that_dies_is_reported_at_once_instead_of_hanging_the_run(tmp_path):
+    row, seconds = run_probe(tmp_path, ["import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"])
+    assert not row["ok"] and "DeadKernelError" in row["error"] and seconds < 50
+
+
+def test_a_cell_past_its_timeout_is_stopped_and_named(tmp_path):
+    row, seconds = run_probe(tmp_path, ["import time\ntime.sleep(30)"], timeout=2)
+    assert not row["ok"] and "CellTimeoutError" in row["error"] and seconds < 25
