@@ -16,8 +16,8 @@ from pathlib import Path
 
 from collections import Counter
 
-from . import cli, timeline
-from .curve import compounding, coverage_of, curve_rows, left_out, write_csv
+from . import atomic, cli, timeline
+from .curve import compounding, coverage_of, csv_into, curve_rows, left_out
 from .data import gpu, gpu_key_for
 from .results import NOT_JSON_LINES, ResultsStore, learner_id
 
@@ -104,11 +104,15 @@ def merge(paths: list[str | Path], log=print) -> list[dict]:
     return rows
 
 
-def plot_class(rows: list[dict], path: Path) -> Path:
-    """One panel per hardware (a CPU's and a GPU's dollars never share an axis): each learner's
-    chain (utils.chain's path) as a line, hollow markers the techniques tried off it. Last panel: each
-    learner's LLMflation over time relative to their cost on the start date (utils.timeline's staircase divided
-    by its first value), so learners on any hardware compare, with their rate per year."""
+DPI = 110
+
+
+def class_figure(rows: list[dict]):
+    """The class chart, drawn and not saved (:func:`write_class` saves it). One panel per hardware
+    (a CPU's and a GPU's dollars never share an axis): each learner's chain (utils.chain's path) as
+    a line, hollow markers the techniques tried off it. Last panel: each learner's LLMflation over
+    time relative to their cost on the start date (utils.timeline's staircase divided by its first
+    value), so learners on any hardware compare, with their rate per year."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -149,10 +153,24 @@ def plot_class(rows: list[dict], path: Path) -> Path:
     over_time.tick_params(axis="x", rotation=30, labelsize=8)
     over_time.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def write_class(rows: list[dict], out: Path) -> tuple[Path, Path]:
+    """``class_costs.csv`` and ``class_costs.png`` in ``out``, as one pair: both rendered under
+    temporary names and both replaced only when both were written (utils.atomic), so a failure
+    leaves the previous pair as it was."""
+    paths = (out / "class_costs.csv", out / "class_costs.png")
+    fig = class_figure(rows)                  # drawn before anything is written
+    import matplotlib.pyplot as plt           # after class_figure(), which chose the Agg backend
+    try:
+        with atomic.replacing(*paths) as (csv_temp, png_temp):
+            with open(csv_temp, "w", newline="", encoding="utf-8") as f:
+                csv_into(rows, f)
+            fig.savefig(png_temp, dpi=DPI)
+    finally:
+        plt.close(fig)
+    return paths
 
 
 @cli.command
@@ -165,9 +183,7 @@ def main(argv=None) -> int:
     if not rows:
         print("no readable results files")
         return 1
-    out = Path(args.out)
-    csv_path = write_csv(rows, out / "class_costs.csv")
-    png_path = plot_class(rows, out / "class_costs.png")
+    csv_path, png_path = write_class(rows, Path(args.out))
     print(f"merged {len({r['learner'] for r in rows})} learners: {csv_path}, {png_path}")
     return 0
 

@@ -22,7 +22,7 @@ import math
 import sys
 from pathlib import Path
 
-from . import cli
+from . import atomic, cli
 from .chart import marked_noise
 from .timeline import technique_of
 from .data import gpu, gpu_key_for, gpus
@@ -340,12 +340,17 @@ def left_out(cov: dict) -> list[str]:
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["step"])
-        writer.writeheader()
-        writer.writerows(rows)
+    """``rows`` as a CSV table at ``path``, replaced whole or not at all (utils.atomic)."""
+    with atomic.writing(path, newline="") as f:
+        csv_into(rows, f)
     return path
+
+
+def csv_into(rows: list[dict], f) -> None:
+    """``rows`` as a CSV table (a header of the first row's keys) into the open text file ``f``."""
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["step"])
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 REFERENCE = "h100_qwen3-8b"      # the kit's own GPU run that the reference chain is built from
@@ -370,10 +375,51 @@ def reference_chain(name: str = REFERENCE) -> dict:
                 totals=totals(rows))
 
 
+class NothingToDrawError(cli.UserError, ValueError):
+    """Step records whose chain has no start (a larger baseline alone): no curve can be drawn."""
+
+
+def drawable(rows: list[dict]) -> None:
+    """Raise :class:`NothingToDrawError`, in one plain line, when ``rows`` have no chain to draw:
+    the curve starts at the target (or the first technique measured), and the model choices are
+    priced beside it, never on their own; their waterfall and time panel would be empty."""
+    if compounding(rows):
+        return
+    steps = ", ".join(r["step"] for r in rows)
+    why = ("a model choice, priced beside the chain the target starts" if all(
+        r["step"] in MODEL_CHOICES for r in rows) else "and none of it starts a chain")
+    raise NothingToDrawError(
+        f"nothing to draw yet: the newest profile and machine in the results have only {steps} measured, "
+        f"{why}; nothing was written. Measure the target (notebook 01, or python -m utils.benchmark "
+        f"--steps precision), then draw the curve again")
+
+
+DPI = 100
+
+
 def plot(rows: list[dict], records: list[dict], path: Path, price_per_hour: float,
          title: str = "Your LLMflation cost curve", keep_open: bool = False) -> Path:
-    """The cost-curve figure: the historical prices (with hardware what-ifs), your LLMflation over
-    time, and the waterfall of what each technique contributed (utils.chart, utils.timeline)."""
+    """The cost-curve figure (:func:`figure`) saved as ``path``, replaced whole or not at all
+    (utils.atomic); with ``keep_open`` the figure is returned, still open, instead of the path."""
+    fig = figure(rows, price_per_hour, title)
+    import matplotlib.pyplot as plt       # after figure(), which chose the Agg backend
+    try:
+        with atomic.replacing(path) as (temp,):
+            fig.savefig(temp, dpi=DPI)
+    except BaseException:
+        plt.close(fig)
+        raise
+    if keep_open:
+        return fig
+    plt.close(fig)
+    return path
+
+
+def figure(rows: list[dict], price_per_hour: float, title: str = "Your LLMflation cost curve"):
+    """The cost-curve figure, drawn and not saved: the historical prices (with hardware what-ifs),
+    your LLMflation over time, and the waterfall of what each technique contributed (utils.chart,
+    utils.timeline). Rows with no chain raise :class:`NothingToDrawError` before anything is drawn."""
+    drawable(rows)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -399,12 +445,7 @@ def plot(rows: list[dict], records: list[dict], path: Path, price_per_hour: floa
                  ha="center", fontsize=9, color="tab:red")
     fig.suptitle(title)
     fig.subplots_adjust(left=0.06, right=0.86, top=0.94, bottom=0.12, hspace=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    if keep_open:
-        return fig
-    plt.close(fig)
-    return path
+    return fig
 
 
 def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float,
@@ -413,14 +454,26 @@ def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float,
 
     A corrupt line raises CorruptResultsError naming it, unless ``skip_corrupt``
     (then it is left out with a warning); the store itself is never changed.
-    ``log``, if given, receives the :func:`summary` of the curve."""
+    ``log``, if given, receives the :func:`summary` of the curve.
+
+    The two are one pair: both are rendered under temporary names and both replaced only when
+    both were written (utils.atomic), so a failure (a full disk, :class:`NothingToDrawError`)
+    leaves the previous pair as it was, never a new table beside an old figure."""
     records = store.records(skip_corrupt=skip_corrupt)
     rows = curve_rows(records, price_per_hour)
     if not rows:
         raise ValueError(f"{store.path} holds no benchmark measurements yet; run a notebook or "
                          f"python -m utils.benchmark first")
-    paths = (write_csv(rows, out_dir / "cost_curve.csv"),
-             plot(rows, records, out_dir / "cost_curve.png", price_per_hour))
+    paths = (out_dir / "cost_curve.csv", out_dir / "cost_curve.png")
+    fig = figure(rows, price_per_hour)        # drawn before anything is written
+    import matplotlib.pyplot as plt
+    try:
+        with atomic.replacing(*paths) as (csv_temp, png_temp):
+            with open(csv_temp, "w", newline="", encoding="utf-8") as f:
+                csv_into(rows, f)
+            fig.savefig(png_temp, dpi=DPI)
+    finally:
+        plt.close(fig)
     if log is not None:
         log(summary(rows, records))
     return paths
@@ -460,9 +513,9 @@ def main(argv=None) -> int:
     try:
         csv_path, png_path = write_curve(store, Path(args.out) if args.out else store.path.parent,
                                          args.price, skip_corrupt=args.skip_corrupt, log=print)
-    except cli.UserError:        # a corrupt file is a ValueError too, but the learner's to fix: status 2
+    except cli.UserError:        # a corrupt file, nothing to draw, a full disk: the learner's to fix, status 2
         raise
-    except ValueError as err:
+    except ValueError as err:    # the old pair, if any, is left as it was (write_curve)
         print(f"no cost curve written: {err}", file=sys.stderr)
         return 1
     print(f"wrote {csv_path} and {png_path}")

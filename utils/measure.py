@@ -26,7 +26,9 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
+from .cli import UserError
 from .models.hardware import synchronize
+from .models.refs import context_limit
 
 GB = 1e9
 
@@ -165,6 +167,27 @@ class PeakMemory:
         return False
 
 
+class ContextTooLongError(UserError, ValueError):
+    """A request longer than the model reads (prompt + new tokens past its context): refused before
+    it runs, since a model with learned positions fails mid-step (GPT-2: IndexError) and one with
+    rotary positions would be timed on a length it was never trained for."""
+
+
+def check_context(model, prompt_tokens: int, new_tokens: int = 0) -> None:
+    """Raise :class:`ContextTooLongError` when ``prompt_tokens + new_tokens`` is more than ``model``
+    reads, naming the model, the request, its limit and what to change."""
+    config = getattr(model, "config", None)
+    limit = context_limit(config) if config is not None else None
+    if limit is None or prompt_tokens + new_tokens <= limit:
+        return
+    name = getattr(config, "_name_or_path", None) or type(model).__name__
+    raise ContextTooLongError(
+        f"{name} reads at most {limit} tokens, and this request is {prompt_tokens} prompt + {new_tokens} new "
+        f"= {prompt_tokens + new_tokens}: nothing was measured. Lower the profile's prompt_tokens to at most "
+        f"{max(limit - new_tokens, 0)} (utils/models/profiles.toml, or your own profile file), or choose a "
+        f"model with a longer context")
+
+
 def make_inputs(tokenizer, text: str, prompt_tokens: int, batch: int = 1, device: str = "cpu"):
     """Exactly ``prompt_tokens`` tokens of ``text`` (repeated if short), ``batch`` times."""
     import torch
@@ -212,6 +235,7 @@ def measure_generation(model, tokenizer, text: str, *, prompt_tokens: int, new_t
         raise ValueError("new_tokens must be at least 2 to separate decode from prefill")
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be >= 1 and warmup >= 0")
+    check_context(model, prompt_tokens, new_tokens)
     inputs = make_inputs(tokenizer, text, prompt_tokens, batch, device)
     gen = dict(pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **generate_kwargs)
     for _ in range(warmup):              # both calls timed below: a first one-token call can cost more
@@ -254,6 +278,7 @@ def measure_prefill(model, tokenizer, text: str, *, prompt_tokens: int, batch: i
     asked to time is kept for :func:`prefill_settings`."""
     import torch
 
+    check_context(model, prompt_tokens)
     inputs = make_inputs(tokenizer, text, prompt_tokens, batch, device)
     settings = dict(attn_implementation=getattr(getattr(model, "config", None), "_attn_implementation", None),
                     sdpa_allowed=sdpa_allowed(), prompt_tokens=prompt_tokens, batch=batch)
@@ -340,6 +365,7 @@ def profiled_kernels(model, tokenizer, text: str, *, prompt_tokens: int = 32,
 
     import warnings
 
+    check_context(model, prompt_tokens)
     inputs = make_inputs(tokenizer, text, prompt_tokens, 1, device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with warnings.catch_warnings():

@@ -81,7 +81,11 @@ class ResultsPathError(UserError, OSError):
 STAT_METRICS = ("prefill_s", "total_s", "decode_tok_s", "e2e_tok_s", "ttft_s", "itl_s")
 STAT_FIELDS = ("median", "low", "high", "n")
 NUMBER_METRICS = ("batch", "prompt_tokens", "new_tokens", "peak_memory_gb", "usd_per_million",
-                  "perplexity", "bits_per_byte", "exact_match")
+                  "perplexity", "bits_per_byte", "exact_match", "exact_match_items",
+                  "total_params", "active_params")
+# settings the curve and the class chart join into words or compare as names (utils.steps.describe,
+# utils.chain, utils.curve.source_of): a number there passes json but fails them with TypeError
+STRING_SETTINGS = ("precision", "notebook", "profile", "model", "attn_implementation", "builds_on")
 
 
 def _is_number(value) -> bool:
@@ -102,7 +106,8 @@ def _non_finite(value, where: str) -> list[str]:
 def record_problems(record) -> list[str]:
     """What is wrong with one record's shape (empty when it is sound): the fields every record
     has, timing statistics that are tables of numbers, numbers that are numbers (a median stored
-    as the string "12.3" is reported, never dropped silently) and finite."""
+    as the string "12.3" is reported, never dropped silently) and finite, and the types the curve
+    and the class chart read (an ISO timestamp, settings such as precision that are strings)."""
     if not isinstance(record, dict):
         return [f"a {type(record).__name__}, not a results record (an object)"]
     schema = record.get("schema", SCHEMA)
@@ -118,6 +123,13 @@ def record_problems(record) -> list[str]:
         out.append(f"run must be a non-empty string, not {record['run']!r}")
     if record.get("hardware") is not None and not isinstance(record["hardware"], dict):
         out.append(f"hardware must be an object, not {type(record['hardware']).__name__}")
+    out += _timestamp_problems(record.get("timestamp"))
+    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    out += [f"settings.{key} is {settings[key]!r}, not a string" for key in STRING_SETTINGS
+            if settings.get(key) is not None and not isinstance(settings[key], str)]
+    hardware = record.get("hardware") if isinstance(record.get("hardware"), dict) else {}
+    if hardware.get("gpu_name") is not None and not isinstance(hardware["gpu_name"], str):
+        out.append(f"hardware.gpu_name is {hardware['gpu_name']!r}, not a string")
     metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
     for key in STAT_METRICS:
         if metrics.get(key) is None:          # absent, or not taken (TTFT at batch > 1)
@@ -131,6 +143,20 @@ def record_problems(record) -> list[str]:
     out += [f"metrics.{key} is {metrics[key]!r}, not a number" for key in NUMBER_METRICS
             if metrics.get(key) is not None and not _is_number(metrics[key])]
     return out + _non_finite(metrics, "metrics")
+
+
+def _timestamp_problems(value) -> list[str]:
+    """What is wrong with a record's timestamp (absent or None is allowed: older records): it is
+    an ISO 8601 string, as :func:`run_context` writes it, which the curve slices for its dates."""
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        return [f"timestamp is {value!r}, not an ISO date string such as '2026-11-22T09:30:00+00:00'"]
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return [f"timestamp {value!r} is not an ISO date such as '2026-11-22T09:30:00+00:00'"]
+    return []
 
 
 def learner_id(record: dict) -> str | None:
@@ -242,17 +268,29 @@ class ResultsStore:
         """Append ``record`` (from :meth:`make_record`) and make it durable before returning it."""
         line = json.dumps(record, default=_jsonable, allow_nan=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as f:
-            # A crash mid-write can leave a last line without its newline;
-            # start on a fresh line so the new record stays readable.
-            f.seek(0, os.SEEK_END)
-            if f.tell():
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")
-            f.write(line.encode() + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
+        end = None
+        try:
+            with open(self.path, "a+b") as f:
+                # A crash mid-write can leave a last line without its newline;
+                # start on a fresh line so the new record stays readable.
+                f.seek(0, os.SEEK_END)
+                end = f.tell()
+                if end:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        f.write(b"\n")
+                f.write(line.encode() + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            # a full disk can take part of the line: cut it off, so the file keeps whole records
+            # only and the caller (which keeps the record: Lab.record, the benchmark) can retry it
+            if end is not None:
+                try:
+                    os.truncate(self.path, end)
+                except OSError:
+                    pass
+            raise
         return record
 
     def read(self) -> tuple[list[dict], list[str]]:

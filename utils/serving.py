@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import math
 import random
+import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
 from .cost import cost_per_million
+from .models.refs import ModelLoadError
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,41 @@ def _paged_cache_class():
     return PagedAttentionCache
 
 
+class PagedCacheUnsupported(ModelLoadError):
+    """transformers' paged cache cannot serve this architecture: a limitation of the installed
+    transformers, not of the model or the machine. The benchmark skips the step with this one line
+    (utils.benchmark.STEP_SKIPS: not a stop, no traceback); a notebook shows the line."""
+
+    def __init__(self, model, why: str):
+        import transformers
+        super().__init__(f"transformers {transformers.__version__} cannot run "
+                         f"its paged cache for {model.config.model_type} ({why}); Llama, Qwen3 and GPT-2 "
+                         f"models serve with it, or try another transformers version")
+
+
+# the paged cache's update needs the attention's kwargs; an attention that calls it without them
+# fails inside the engine's thread on the first request (GPT-NeoX under transformers 5.24.0)
+NO_KWARGS = "its attention calls the cache's update without the kwargs the paged cache needs"
+# the engine's report of that failure, to recognise it where the check up front could not see it
+NO_KWARGS_ERROR = re.compile(r"PagedAttentionCache\.update\(\) missing \d+ required positional argument")
+
+
+def paged_cache_problem(model) -> str | None:
+    """Why transformers' paged cache cannot serve ``model``, checked before the engine starts
+    (None: nothing found). The paged cache's ``update`` needs the attention's ``kwargs``; the
+    model's own modeling code says whether its attention passes them."""
+    import inspect
+    update = inspect.signature(_paged_cache_class().update).parameters.get("kwargs")
+    if update is None or update.default is not inspect.Parameter.empty:
+        return None                       # a transformers whose paged cache needs nothing more
+    try:
+        source = inspect.getsource(sys.modules[type(model).__module__])
+    except (KeyError, OSError, TypeError):
+        return None                       # no source to read: the failure is recognised if it comes
+    calls = re.findall(r"\.update\(([^()]*layer_idx[^()]*)\)", source)   # the cache updates, per layer
+    return NO_KWARGS if any("kwargs" not in args for args in calls) else None
+
+
 def run_continuous(model, trace: list[Request], *, page_size: int = 16, pages: int = 256,
                    max_batch_tokens: int = 256, prefix_sharing: bool = False) -> Run:
     """Serve ``trace`` with transformers' continuous batching, in real time: each request is
@@ -216,6 +254,9 @@ def run_continuous(model, trace: list[Request], *, page_size: int = 16, pages: i
     runs its paged variant of the model's attention; the kit's ``sdpa_repeat_kv`` has none, so
     such a model serves with paged SDPA (``extra["attention"]`` says which ran)."""
     from .attention import REPEAT_KV
+    problem = paged_cache_problem(model)
+    if problem:                           # said before the engine starts, not found in its thread
+        raise PagedCacheUnsupported(model, problem)
     attn = model.config._attn_implementation
     if attn == REPEAT_KV:                # the kit's own kernel has no paged variant: plain SDPA here
         model.set_attn_implementation("sdpa")
@@ -265,6 +306,8 @@ def _run_continuous(model, trace, page_size, pages, max_batch_tokens, prefix_sha
                 raise RuntimeError("continuous batching stopped before every request finished "
                                    f"({len(results)} of {len(trace)}); see the log above")
             if out.is_finished():
+                if out.error and NO_KWARGS_ERROR.search(str(out.error)):
+                    raise PagedCacheUnsupported(model, NO_KWARGS)
                 if out.error:
                     raise RuntimeError(f"request {out.request_id} failed: {out.error}")
                 results[out.request_id] = out

@@ -22,8 +22,10 @@ with the reason, as a learner's own kept copy is.
 
 A copy is reused only when its manifest (:data:`MANIFEST`) matches what is asked: model id,
 revision, precision, compute dtype and the bitsandbytes version that packed it, with every
-file at its recorded size. Anything else (a half-written folder, another bitsandbytes, a
-damaged manifest) is said in one line and the model loads from the hub as before; a copy is
+file at its recorded size and, since the manifest records one, its recorded sha256 (hashed once
+per runtime: :func:`verify`). Anything else (a half-written folder, another bitsandbytes, a
+damaged manifest, a file whose bytes changed) is said in one line and the model loads from the
+hub as before; a copy is
 written to a ``.partial`` folder and renamed only when complete, so an interrupted save never
 passes for a copy. It is saved right after loading, before any forward pass: on a CPU with
 AVX-512 BF16, bitsandbytes repacks 4-bit weights at the first forward and a copy saved after
@@ -32,6 +34,7 @@ that reads back wrong (the tests show it where the CPU repacks).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -79,12 +82,13 @@ def class_root(in_colab: bool | None = None, drive: Path = COLAB_DRIVE) -> Path 
     return shared if in_colab_runtime(in_colab) and shared.is_dir() else None
 
 
-def class_copy(ref: ModelRef, precision: str, compute: str, log=print) -> Copy | None:
+def class_copy(ref: ModelRef, precision: str, compute: str, log=print, verify: bool = True) -> Copy | None:
     """The class's copy of ``ref`` at ``precision`` when this runtime can use it (a quantized
-    precision, a copy whose manifest matches), saying in one line why one that is there is not."""
+    precision, a copy whose manifest and checksums match), saying in one line why one that is there
+    is not (``verify``: see :func:`find`)."""
     if precision in BYTES_16:
         return None
-    return find(class_root(), ref, precision, compute, log=log, kind="class copy")
+    return find(class_root(), ref, precision, compute, log=log, kind="class copy", verify=verify)
 
 
 def compute_of(hw, precision: str) -> str:
@@ -136,10 +140,11 @@ class Copy:
 
 
 def find(base: Path | None, ref: ModelRef, precision: str, compute: str, log=print,
-         kind: str = "kept copy") -> Copy | None:
+         kind: str = "kept copy", verify: bool = True) -> Copy | None:
     """The kept copy of ``ref`` at ``precision`` under ``base`` when it can be reused, else None,
     saying in one line why a copy that is there is not used (``kind`` names it: a kept copy, the
-    class copy)."""
+    class copy). ``verify=False`` skips the checksums (:func:`mismatch`) and checks the manifest and
+    sizes alone: for a report (preflight) that does not load the copy."""
     if base is None:
         return None
     path = folder(base, ref, precision)
@@ -149,6 +154,9 @@ def find(base: Path | None, ref: ModelRef, precision: str, compute: str, log=pri
     try:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         files = dict(manifest["files"])
+        sums = manifest.get("sha256")
+        if sums is not None and (not isinstance(sums, dict) or set(sums) != set(files)):
+            raise ValueError("its checksums do not list its files")
     except (OSError, ValueError, KeyError, TypeError) as err:
         log(f"{where} is incomplete or damaged ({type(err).__name__}): not used"
             + ("; it is replaced when this model is kept again" if kind == "kept copy" else ""))
@@ -163,7 +171,73 @@ def find(base: Path | None, ref: ModelRef, precision: str, compute: str, log=pri
         if not file.is_file() or file.stat().st_size != size:
             log(f"{where} is incomplete ({name} is missing or has the wrong size): not used")
             return None
-    return Copy(path, manifest)
+    copy = Copy(path, manifest)
+    if not isinstance(manifest.get("sha256"), dict):
+        # A copy from before checksums: used, with a note. Its sizes matched (which catches the
+        # common damage, an interrupted write or copy), and refusing it would turn every copy
+        # kept or shared with an older kit into a full download at once, a class's for every learner.
+        log(f"{where} was made by an older kit and has no checksums: used unchecked (its sizes match); "
+            + ("delete it to have it kept again with checksums" if kind == "kept copy" else
+               "sharing it again adds them"))
+        return copy
+    if verify:
+        bad = mismatch(copy)
+        if bad is not None:
+            log(f"{where} is damaged: {bad} does not match its checksum; not used"
+                + ("; it is replaced when this model is kept again" if kind == "kept copy" else ""))
+            return None
+    return copy
+
+
+def sha256_of(file: Path) -> str:
+    """The sha256 of ``file``'s bytes, read in 8 MB blocks (about 0.7 GB/s on a 2-core Xeon with
+    SHA-NI: a 6 GB copy takes some 9 s from a local disk, longer over Drive's network)."""
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        while block := f.read(8 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksums(folder: Path, names) -> dict[str, str]:
+    """sha256 of each of ``names`` in ``folder``, as a copy's manifest records them."""
+    return {name: sha256_of(folder / name) for name in names}
+
+
+def _fingerprint(copy: Copy) -> str:
+    """What a verified copy looked like: its recorded checksums and each file's size and mtime.
+    A file written again since (a new save, a damaged sync) changes it, so it is hashed again."""
+    stats = {name: [(st := (copy.path / name).stat()).st_mtime_ns, st.st_size]
+             for name in sorted(copy.manifest["sha256"])}
+    return hashlib.sha256(json.dumps([copy.manifest["sha256"], stats], sort_keys=True).encode()).hexdigest()
+
+
+def _verified_marker(copy: Copy) -> Path:
+    """Where this runtime remembers that ``copy`` was verified: on the local disk beside the staged
+    copies (a class copy's folder is read only), one marker per copy's full path."""
+    key = hashlib.sha256(str(copy.path.absolute()).encode()).hexdigest()[:16]
+    return STAGE_DIR / ".verified" / f"{copy.path.name}-{key}"
+
+
+def mismatch(copy: Copy) -> str | None:
+    """The first file of ``copy`` whose bytes do not match its manifest's sha256, or None. Hashed once
+    per runtime: a verified copy is remembered (:func:`_verified_marker`), so a class that loads it in
+    several lessons, or notebook 03 once per attention kernel, reads it through once."""
+    marker, seen = _verified_marker(copy), _fingerprint(copy)
+    try:
+        if marker.read_text(encoding="utf-8") == seen:
+            return None
+    except OSError:
+        pass
+    for name, digest in sorted(copy.manifest["sha256"].items()):
+        if sha256_of(copy.path / name) != digest:
+            return name
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(seen, encoding="utf-8")
+    except OSError:                 # no local disk to remember it on: it is hashed again next time
+        pass
+    return None
 
 
 REMOTE = COLAB_DRIVE.parent          # a network mount: every read of a file there goes over the network
@@ -232,9 +306,11 @@ def save(model, tokenizer, base: Path, ref: ModelRef, precision: str, compute: s
         model.save_pretrained(partial, max_shard_size=SHARD)
         tokenizer.save_pretrained(partial)
         files = {p.name: p.stat().st_size for p in sorted(partial.iterdir()) if p.is_file()}
+        # read back from the disk it was written to: what a later runtime reads is what is hashed
         manifest = dict(wanted(ref, precision, compute), commit=commit,
                         transformers=installed("transformers"),
-                        saved=datetime.now(timezone.utc).isoformat(timespec="seconds"), files=files)
+                        saved=datetime.now(timezone.utc).isoformat(timespec="seconds"), files=files,
+                        sha256=checksums(partial, files))
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         shutil.rmtree(path, ignore_errors=True)
         partial.rename(path)

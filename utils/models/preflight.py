@@ -17,7 +17,8 @@ from pathlib import Path
 from . import rehearsal
 from .. import cli
 from .downloads import KEPT_ROLE, download_gb, is_hub
-from .hardware import Hardware, available_gb, detect_hardware, has_internet
+from .hardware import Hardware, detect_hardware, has_internet
+from .resident import room_gb
 from .refs import ModelLoadError, check_weights, local_path, model_config, real_config
 from ..memory import BYTES_16, ModelShape, ModelTooLargeError, UnsupportedArchitecture, check_fits, predict_memory
 from .profiles import ROLES, ModelRef, Profile, load_profile
@@ -50,9 +51,14 @@ def candidate_precisions(profile: Profile, hw: Hardware, role: str = "target") -
     return list(dict.fromkeys([hw.compute_dtype, *extra]))
 
 
-def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[Check]:
+def memory_checks(profile: Profile, hw: Hardware, context: int = 2048,
+                  free_disk_gb: float | None = None) -> list[Check]:
+    """What fits on ``hw`` (this machine, or the GPU a profile describes) and whether each hub
+    model's download fits on the disk: ``free_disk_gb``, this machine's free disk as the hardware
+    line states it (a described GPU has no disk of its own; its field is 0), by default ``hw``'s."""
     checks = []
-    available = available_gb(hw)
+    disk = hw.free_disk_gb if free_disk_gb is None else free_disk_gb
+    available = room_gb(hw)
     where = "GPU" if hw.device == "cuda" else "RAM"
     room = "free on the GPU" if hw.live or hw.device != "cuda" else f"of the {hw.gpu_name} this profile describes"
     for role in ROLES:
@@ -83,10 +89,43 @@ def memory_checks(profile: Profile, hw: Hardware, context: int = 2048) -> list[C
                                 f"precisions here; choose a smaller profile", blocking=True))
         if is_hub(ref):
             download = download_gb(ref)
-            ok = download < hw.free_disk_gb
+            ok = download < disk
             checks.append(Check(f"{role} download", ok,
-                                f"~{download:.1f} GB of 16-bit safetensors; {hw.free_disk_gb:.0f} GB free disk"
+                                f"~{download:.1f} GB of 16-bit safetensors; {disk:.1f} GB free disk"
                                 + ("" if ok else ". Free disk space or choose a smaller profile.")))
+    return checks
+
+
+def context_checks(profile: Profile) -> list[Check]:
+    """Whether the profile's longest request (its longest prompt_tokens + new_tokens) fits each model's
+    context (``max_position_embeddings``, or ``n_positions`` for GPT-2-shaped configs): past it a model
+    with learned positions fails mid-step, and one with rotary positions is timed on a length it was
+    never trained for. One line per model that does not fit, or one that all do."""
+    from .refs import context_limit
+    longest, new = max(profile.prompt_tokens), profile.new_tokens
+    checks, limits, unstated = [], [], 0
+    for role in ROLES:
+        ref = getattr(profile, role, None)
+        if ref is None:
+            continue
+        try:
+            limit = context_limit(model_config(ref))
+        except ModelLoadError:
+            continue                                # memory_checks says why
+        if limit is None:                           # the kit's table of hub configs may leave it out:
+            unstated += 1                           # utils.measure checks the loaded config then
+            continue
+        limits.append((limit, ref.id))
+        if longest + new > limit:
+            checks.append(Check(f"{role} context", False,
+                                f"profile '{profile.name}' asks for prompts of up to {longest} tokens + {new} new "
+                                f"= {longest + new}, but {ref.id} reads at most {limit} tokens; set its "
+                                f"prompt_tokens to at most {max(limit - new, 0)}"))
+    if not checks and limits:
+        limit, name = min(limits)
+        checks.append(Check("context", True, f"prompts of up to {longest} tokens + {new} new fit each model's "
+                                             f"stated context (the shortest: {limit} tokens, {name})"
+                            + (f"; {unstated} model(s) checked when they load" if unstated else "")))
     return checks
 
 
@@ -106,7 +145,7 @@ def described_gpu(profile: Profile) -> Hardware | None:
 
 
 def _first_fitting(shape: ModelShape, candidates: list[str], hw: Hardware, context: int) -> str | None:
-    available = available_gb(hw)
+    available = room_gb(hw)
     for precision in candidates:
         try:
             check_fits(predict_memory(shape, precision, context=context,
@@ -215,7 +254,9 @@ def kept_checks(profile: Profile, hw: Hardware) -> list[Check]:
     if base is None or not kept.worth_keeping(ref, precision):
         return []
     said: list[str] = []
-    found = kept.find(base, ref, precision, hw.compute_dtype, log=said.append)
+    # sizes and manifest only: hashing a 6 GB copy on Drive would cost notebook 00 a minute, and the
+    # load checks the checksums anyway (a damaged copy is refused there and the hub used)
+    found = kept.find(base, ref, precision, hw.compute_dtype, log=said.append, verify=False)
     if found is not None:
         return [Check("kept copy", True, f"{kept.describe(found)} for this runtime")]
     free = kept.free_gb(base)
@@ -250,14 +291,17 @@ def shared_models(profile: Profile, hw: Hardware, precision: str | None = None) 
     return out
 
 
-def class_copies(base: Path, profile: Profile, hw: Hardware, precision: str | None = None) -> list[tuple]:
+def class_copies(base: Path, profile: Profile, hw: Hardware, precision: str | None = None,
+                 verify: bool = True) -> list[tuple]:
     """For each model a class shares (:func:`shared_models`): (role, model, precision, the usable copy
-    in ``base`` or None, why a copy that is there is not usable or None)."""
+    in ``base`` or None, why a copy that is there is not usable or None). ``verify``: check each copy's
+    checksums too (utils.models.kept.find), as ``class_copy check`` does."""
     from . import kept
     out = []
     for role, ref, chosen in shared_models(profile, hw, precision):
         said: list[str] = []
-        found = kept.find(base, ref, chosen, kept.compute_of(hw, chosen), log=said.append, kind="class copy")
+        found = kept.find(base, ref, chosen, kept.compute_of(hw, chosen), log=said.append, kind="class copy",
+                          verify=verify)
         out.append((role, ref, chosen, found, said[0] if said else None))
     return out
 
@@ -273,7 +317,7 @@ def class_checks(profile: Profile, hw: Hardware) -> list[Check]:
                   f"{kept.describe(found)} for this runtime" if found is not None else
                   (why or f"{ref.id} at {precision} is not in {base}")
                   + f": this runtime downloads its {download_gb(ref):.1f} GB instead")
-            for role, ref, precision, found, why in class_copies(base, profile, hw)]
+            for role, ref, precision, found, why in class_copies(base, profile, hw, verify=False)]   # as kept_checks
 
 
 def to_download(notebook: str, profile: Profile, hw: Hardware) -> list[ModelRef]:
@@ -296,7 +340,9 @@ def to_download(notebook: str, profile: Profile, hw: Hardware) -> list[ModelRef]
                 continue
             compute, quiet = kept.compute_of(hw, precision), (lambda message: None)
             mine = kept.root() if role == KEPT_ROLE and kept.worth_keeping(ref, precision) else None
-            if kept.find(mine, ref, precision, compute, log=quiet) or kept.class_copy(ref, precision, compute, log=quiet):
+            # sizes alone (no hashing): a copy found damaged when it loads is downloaded then
+            if (kept.find(mine, ref, precision, compute, log=quiet, verify=False)
+                    or kept.class_copy(ref, precision, compute, log=quiet, verify=False)):
                 continue
         out.append(ref)
     return out
@@ -331,7 +377,9 @@ def preflight(profile: Profile | None = None, hw: Hardware | None = None,
                             blocking=True))
         fits_on = described_gpu(profile)     # what fits is judged on the GPU it describes, not this RAM
     return (checks
-            + memory_checks(profile, fits_on) + pair_check(profile) + kept_checks(profile, hw) + class_checks(profile, hw)
+            # the download lands on this machine's disk, the one the hardware line states
+            + memory_checks(profile, fits_on, free_disk_gb=hw.free_disk_gb) + context_checks(profile)
+            + pair_check(profile) + kept_checks(profile, hw) + class_checks(profile, hw)
             + network_checks(profile)
             + attention_checks(hw))
 

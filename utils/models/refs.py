@@ -16,6 +16,7 @@ from .profiles import ModelRef
 from ..cli import UserError
 
 OFFLINE_DIR = REPO / "models" / "offline"
+REAL = "offline:real"           # SmolLM2-135M-Instruct, converted at install (utils/tools/real_model.py)
 
 
 class ModelLoadError(UserError, RuntimeError):
@@ -35,8 +36,9 @@ def local_path(ref: ModelRef) -> Path | None:
     else:
         return None
     if not (path / "config.json").is_file():
-        hint = (" Rebuild the offline models with: python -m utils.tools.build_offline_models"
-                if ref.is_offline else "")
+        hint = ("" if not ref.is_offline else
+                " Build the real model (make install does) with: python -m utils.tools.real_model"
+                if ref.id == REAL else " Rebuild the offline models with: python -m utils.tools.build_offline_models")
         pickles = pickle_files(path) if path.is_dir() else []
         if pickles:
             hint += (f" It holds only a pickle checkpoint ({', '.join(pickles)}), which the kit would refuse anyway: "
@@ -120,3 +122,17 @@ class hub_errors:
         else:
             return False
         raise ModelLoadError(msg) from exc
+
+
+def context_limit(config) -> int | None:
+    """The most tokens a model reads, from its config (a transformers config or config.json as a
+    dict): ``max_position_embeddings``, or ``n_positions`` in GPT-2-shaped configs; None when it
+    states neither."""
+    if hasattr(config, "get_text_config"):         # a multimodal config keeps the text model's inside
+        config = config.get_text_config()
+    get = config.get if isinstance(config, dict) else (lambda key: getattr(config, key, None))
+    for key in ("max_position_embeddings", "n_positions"):
+        value = get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
