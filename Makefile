@@ -8,7 +8,8 @@ PY     := $(VENV)/bin/python
 lab: install                     ## preflight, benchmark on this machine's profile, cost curve
 	PYTHONUNBUFFERED=1 $(PY) -m utils.lab
 
-install: $(VENV)/.installed      ## virtual environment with torch (CPU build without a GPU) and the kit
+install: $(VENV)/.installed      ## virtual environment with torch (CPU build without a GPU), the kit, the real offline model
+	$(PY) -m utils.tools.real_model
 
 $(VENV)/.installed: requirements.txt constraints.txt scripts/install_torch.py scripts/lock.py
 	$(PYTHON) -m venv $(VENV)

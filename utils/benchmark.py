@@ -36,7 +36,12 @@ A step that cannot be measured (a model that does not fit or cannot load, a
 draft with another tokenizer, an impossible timing, a non-finite logit) stops
 with its reason and records nothing; the next step still runs. So does a step that
 fails with any other error (an untested library version, a bug): its traceback is kept
-in ``<results>_errors.log`` beside the results file. A step that runs
+in ``<results>_errors.log`` beside the results file (or said, where that file cannot be
+written). A measurement the results file cannot take (a full disk) is kept: it is said NOT
+SAVED with the reason, kept in memory and the later steps still run; at the end each kept
+record is tried once more, and the rest are written to a file in the temporary folder (else
+printed as JSON lines to paste into the results file), and the command exits with status 1.
+A step that runs
 past its time budget (the profile's ``step_budget_s``, else
 :data:`STEP_BUDGET_S`; checked before each measurement) stops there, keeping
 what it recorded. The command then exits with status 1 and lists the stopped steps.
@@ -45,23 +50,26 @@ what it recorded. The command then exits with status 1 and lists the stopped ste
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import cli
+from . import atomic, cli
 from .models.hardware import Hardware, configure_threads, detect_hardware
 from .models.loading import Loaded, ModelLoadError, free, load_model
-from .measure import ImpossibleTimingError, measure_generation
+from .measure import ContextTooLongError, ImpossibleTimingError, measure_generation
 from .memory import BYTES_16, ModelTooLargeError
 from .models.preflight import fitting_precision
 from .models.profiles import Profile, load_profile
 from .quality import (SCORED_TOKENS, NonFiniteError, completion_items, exact_match, heldout_text,
                       paired_gap, perplexity)
 from .quiet import quiet_transformers
-from .results import ResultsStore, check_writable, new_run, run_context
+from .serving import PagedCacheUnsupported
+from .results import ResultsStore, _jsonable, check_writable, new_run, run_context
 from .speculative import AcceptanceRecorder, PairError, check_pair, set_draft_length
 from .chain import build_on
 
@@ -75,7 +83,8 @@ class BudgetExceeded(RuntimeError):
 
 # what stops one step (with its reason) and lets the next one run
 STEP_STOPS = (ModelTooLargeError, ModelLoadError, PairError, ImpossibleTimingError, NonFiniteError,
-              BudgetExceeded)
+              BudgetExceeded, ContextTooLongError)
+STEP_SKIPS = (PagedCacheUnsupported,)    # a known limitation of the installed transformers, said in one line
 
 
 class Bench:
@@ -93,6 +102,8 @@ class Bench:
         self.step_started = time.perf_counter()
         self.stopped: list[str] = []      # "step: reason" for each step that stopped
         self.scored: dict = {}            # role -> its perplexity (per-token losses), for the swap
+        self.unsaved: list[dict] = []     # records the store could not take (a full disk): never lost
+        self.unsaved_reason = ""          # why the last of them could not be written
 
     @property
     def error_log(self) -> Path:
@@ -106,19 +117,32 @@ class Bench:
         self.step_started = time.perf_counter()
         try:
             work(*args)
+        except STEP_SKIPS as err:         # the installed libraries cannot run it here: nothing is wrong
+            self.log(f"[{step}] skipped: {err}")
         except STEP_STOPS as err:
             self.stopped.append(f"{step}: {err}")
             self.log(f"[{step}] STOPPED: {err}")
         except Exception as err:  # noqa: BLE001 - one step's failure must not cost the others
             reason = f"{type(err).__name__}: {err}".splitlines()[0]
-            with self.error_log.open("a", encoding="utf-8") as f:
-                f.write(f"--- {datetime.now(timezone.utc).isoformat(timespec='seconds')} [{step}] "
-                        f"run {self.run_id}\n{traceback.format_exc()}\n")
-            self.stopped.append(f"{step}: unexpected error {reason} (traceback in {self.error_log})")
-            self.log(f"[{step}] FAILED with an unexpected error, {reason}; the traceback is in "
-                     f"{self.error_log}; the other steps still run")
+            kept_in = self.keep_traceback(step, traceback.format_exc())
+            self.stopped.append(f"{step}: unexpected error {reason} (traceback {kept_in})")
+            self.log(f"[{step}] FAILED with an unexpected error, {reason}; the traceback is {kept_in}; "
+                     f"the other steps still run")
         finally:
             free(None)                   # return a stopped step's memory before the next one
+
+    def keep_traceback(self, step: str, trace: str) -> str:
+        """Add ``trace`` to :attr:`error_log`; where the log cannot be written (a full disk) the
+        traceback is said instead, since writing it must never stop the run. Returns where it is."""
+        entry = (f"--- {datetime.now(timezone.utc).isoformat(timespec='seconds')} [{step}] "
+                 f"run {self.run_id}\n{trace}\n")
+        try:
+            atomic.append_text(self.error_log, entry)
+        except OSError as err:
+            self.log(f"[{step}] the traceback could not be kept in {self.error_log} "
+                     f"({atomic.why(err)}); here it is:\n{trace}")
+            return "above"
+        return f"in {self.error_log}"
 
     def check_budget(self) -> None:
         spent = time.perf_counter() - self.step_started
@@ -131,7 +155,9 @@ class Bench:
     def base(self, step: str) -> dict:
         """What ``step`` builds on: the cheapest configuration measured so far here (utils.steps)."""
         group = (self.profile.name, self.hw.gpu_name, self.random_weights)
-        base = build_on(step, self.store.records(skip_corrupt=True), group, self.target_precision)
+        # the measurements kept in memory count too: a full disk never changes what a step builds on
+        base = build_on(step, self.store.records(skip_corrupt=True) + self.unsaved, group,
+                        self.target_precision)
         self.log(f"[{step}] building on {base['builds_on'] or 'nothing measured yet'}: "
                  f"{base['precision']}, {base['attn_implementation']}")
         return base
@@ -142,10 +168,62 @@ class Bench:
                           random_weights=self.random_weights)
 
     def record(self, step: str, loaded: Loaded, metrics: dict, **settings) -> None:
+        """Append one measurement to the store; one it cannot take (a full disk) is kept in
+        :attr:`unsaved`, said NOT SAVED, and the run goes on (see :meth:`keep_unsaved`)."""
         settings = dict(loaded.settings(), role=settings.pop("role", None),
                         profile=self.profile.name, **settings)
-        self.store.append("benchmark", step=step, settings=settings, metrics=metrics,
-                          context=self.context, run=self.run_id)
+        record = self.store.make_record("benchmark", step=step, settings=settings, metrics=metrics,
+                                        context=self.context, run=self.run_id)
+        try:
+            self.store.write(record)
+        except OSError as err:          # the measurement is taken: never lose it
+            self.unsaved.append(record)
+            self.unsaved_reason = atomic.why(err)
+            self.log(f"[{step}] NOT SAVED: {self.store.path} cannot take the record ({self.unsaved_reason}); "
+                     f"it is kept in memory ({len(self.unsaved)} so far), tried again at the end, and "
+                     f"the later steps still run")
+
+    def keep_unsaved(self) -> int:
+        """At the end of the run: try the store once more for each record it could not take; the
+        rest go to a file in the temporary folder, or, where that fails too, are printed as JSON
+        lines to paste into the results file. Says where they are; returns how many are not in
+        the store."""
+        if not self.unsaved:
+            return 0
+        still = []
+        for record in self.unsaved:
+            try:
+                self.store.write(record)
+            except OSError as err:
+                self.unsaved_reason = atomic.why(err)
+                still.append(record)
+        if len(still) < len(self.unsaved):
+            self.log(f"saved {len(self.unsaved) - len(still)} kept record(s) to {self.store.path} on the "
+                     f"second try")
+        self.unsaved = still
+        if not still:
+            return 0
+        lines = [json.dumps(r, default=_jsonable, allow_nan=False) for r in still]   # the store's own lines
+        fallback = self.fallback_path()
+        head = (f"NOT SAVED: {len(still)} measurement(s) of this run could not be added to {self.store.path} "
+                f"({self.unsaved_reason})")
+        try:
+            with atomic.writing(fallback) as f:
+                f.write("".join(line + "\n" for line in lines))
+        except OSError as err:
+            self.log(f"{head}, nor to {fallback} ({atomic.why(err)}). Here they are, one JSON line "
+                     f"each: once the disk has room, add these lines to the end of {self.store.path}:")
+            for line in lines:
+                self.log(line)
+            return len(still)
+        self.log(f"{head}. They are kept in {fallback}: free some space, then add them with\n"
+                 f"  cat {fallback} >> {self.store.path}\n(or read that file alone with --results)")
+        return len(still)
+
+    def fallback_path(self) -> Path:
+        """Where the records the store could not take go at the end: the temporary folder, most
+        often on another disk than the results."""
+        return Path(tempfile.gettempdir()) / f"llmflation-unsaved-{self.run_id}.jsonl"
 
     def generation(self, loaded: Loaded, *, prompt_tokens: int | None = None, batch: int = 1,
                    extra_warmup: int = 0, **generate_kwargs):
@@ -272,6 +350,8 @@ class Bench:
             self.guarded("larger baseline", self.model_at, "larger baseline", "baseline", None)
         if "moe" in steps and self.profile.moe is not None:
             self.guarded("mixture of experts", self.model_at, "mixture of experts", "moe", None)
+        if "real" in steps and self.profile.real is not None:      # beside the chain, never on it
+            self.guarded(REAL_STEP, self.model_at, REAL_STEP, "real", None)
         if "precision" in steps:
             self.guarded("target", self.model_at, "target", "target", None)
             for prec in self.profile.precisions:
@@ -288,7 +368,8 @@ class Bench:
         return self.stopped
 
 
-STEPS = ["baseline", "moe", "precision", "attention", "speculative", "compile", "batching", "continuous"]
+STEPS = ["baseline", "moe", "real", "precision", "attention", "speculative", "compile", "batching", "continuous"]
+REAL_STEP = "real model"     # the profile's real pretrained model (offline: SmolLM2-135M-Instruct), priced apart
 
 
 @cli.command
@@ -314,19 +395,22 @@ def main(argv=None) -> int:
     print(f"hardware: {hw.summary()}\nprofile:  {profile.name} - {profile.description}\n"
           f"results:  {store.path}" + (f"\nRANDOM WEIGHTS: {rehearsal.LABEL}" if args.random_weights else ""))
     start, before = time.perf_counter(), len(store.read()[0])
+    bench = Bench(profile, hw, store, random_weights=args.random_weights)
     try:
-        stopped = Bench(profile, hw, store, random_weights=args.random_weights).run(args.steps)
+        stopped = bench.run(args.steps)
     except KeyboardInterrupt:          # Ctrl-C: what was recorded stays, and the learner hears so
         kept = len(store.read()[0]) - before
         print(f"\nstopped after {time.perf_counter() - start:.0f}s; {kept} record(s) of this run kept in "
               f"{store.path} (the step in progress recorded nothing)", file=sys.stderr)
+        bench.keep_unsaved()
         return 130
-    print(f"done in {time.perf_counter() - start:.0f}s; results in {store.path}")
+    unsaved = bench.keep_unsaved()
+    print(f"done in {time.perf_counter() - start:.0f}s; results in {store.path}"
+          + (f", except {unsaved} measurement(s) NOT SAVED (see above)" if unsaved else ""))
     if stopped:
         print(f"{len(stopped)} step(s) stopped, nothing recorded past each stop:\n  "
               + "\n  ".join(stopped))
-        return 1
-    return 0
+    return 1 if stopped or unsaved else 0
 
 
 if __name__ == "__main__":

@@ -78,3 +78,9 @@ def price_key(hw, profile) -> str:
         return gpu_key_for(name, hw.vram_gb)
     except KeyError:
         return profile.gpu_price_key
+
+
+def real_questions() -> list[dict]:
+    """Short general-knowledge questions with their expected one-word answers, for a real chat model
+    (datasets/real_questions.csv, written for the kit)."""
+    return _rows("real_questions.csv")

@@ -38,6 +38,23 @@ def run_notebooks(folder: Path, out: Path, gpu: bool = False) -> bool:
     return ok
 
 
+def real_model_line(store, profile, price: float) -> str | None:
+    """The real pretrained model's cost, from its latest record on this profile, said apart from the
+    chain (it is another model, not a technique); None when the profile has none or it was not measured."""
+    from .cost import cost_per_million
+    from .models import describe
+    from .steps import rate
+    if profile.real is None:
+        return None
+    mine = [r for r in store.records(skip_corrupt=True) if r.get("step") == benchmark.REAL_STEP
+            and (r.get("settings") or {}).get("profile") == profile.name and rate(r)]
+    if not mine:
+        return None
+    latest = mine[-1]
+    return (f"real model beside the chain, not on it: {describe(profile.real)}; "
+            f"{rate(latest):.1f} tok/s end to end, ${cost_per_million(price, rate(latest)):.4f} per 1M tokens at ${price}/h")
+
+
 @cli.command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,6 +84,9 @@ def main(argv=None) -> int:
         print(f"no cost curve written: {err}", file=sys.stderr)
         return 1
     print(f"cost curve at ${price}/h ({key} default): {csv_path}, {png_path}")
+    line = real_model_line(store, profile, price)
+    if line:
+        print(line)
     if not measured:
         print("the benchmark did not measure everything (see above); the curve shows what it did",
               file=sys.stderr)

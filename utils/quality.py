@@ -24,6 +24,19 @@ def heldout_text() -> str:
     return HELDOUT_TEXT.read_text(encoding="utf-8")
 
 
+def english_text() -> str:
+    """Real English prose for a real model's perplexity (the Python documentation's, PSF-2.0; see
+    datasets/README.md)."""
+    return HELDOUT_TEXT.with_name("heldout_english.txt").read_text(encoding="utf-8")
+
+
+def answers_correctly(answer: str, expected: str) -> bool:
+    """Whether a chat model's ``answer`` contains the ``expected`` word, as a word (case ignored):
+    "The capital of France is Paris." answers "Paris"; "7" is not found in "17"."""
+    import re
+    return re.search(rf"(?<![\w]){re.escape(expected)}(?![\w])", answer, re.IGNORECASE) is not None
+
+
 @dataclass(frozen=True)
 class Perplexity:
     perplexity: float

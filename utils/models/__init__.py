@@ -7,13 +7,15 @@
 - ``downloads``, ``kept``   what each notebook downloads (in the background), kept and shared copies
 - ``preflight``   checks before any download (``python -m utils.models.preflight``)
 - ``rehearsal``   random weights of the real architectures, for rehearsals
+- ``real``        the real offline model (SmolLM2-135M-Instruct), converted at install: is it sound
+- ``resident``    the models a one-runtime class keeps between lessons
 
 The notebooks take what they need from here in one short line
 (``from utils.models import load_model, free``). Each name is imported when first asked for, so
 importing one module of this folder (or running one as a command) loads no other.
 """
 
-__all__ = ["TARGETS", "fitting_precision", "free", "load_model", "model_config", "quantization_config"]
+__all__ = ["TARGETS", "describe", "fitting_precision", "free", "load_model", "model_config", "quantization_config"]
 
 
 def __getattr__(name: str):
@@ -23,6 +25,9 @@ def __getattr__(name: str):
     if name in ("free", "load_model", "model_config", "quantization_config"):
         from . import loading
         return getattr(loading, name)
+    if name == "describe":
+        from .real import describe
+        return describe
     if name == "fitting_precision":
         from .preflight import fitting_precision
         return fitting_precision

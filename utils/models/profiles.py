@@ -20,9 +20,11 @@ REQUIRED = ("description", "device", "target", "draft", "baseline", "precisions"
 
 
 OPTIONAL = ("min_vram_gb", "step_budget_s")
-# A mixture of experts for notebook 09, and a model that fits the GPU in 16 bits for notebook 02 where the
-# target fits only quantized (a profile may have neither).
-OPTIONAL_MODELS = ("moe", "small")
+# A mixture of experts for notebook 09, a model that fits the GPU in 16 bits for notebook 02 where the
+# target fits only quantized, and a real pretrained model where the profile's own models are the kit's
+# small trained ones (the offline profile: SmolLM2-135M-Instruct, utils/tools/real_model.py). A profile
+# may have none of them.
+OPTIONAL_MODELS = ("moe", "small", "real")
 ROLES = ("target", "draft", "baseline") + OPTIONAL_MODELS
 MODEL_KEYS = ("id", "revision")
 
@@ -67,6 +69,7 @@ class Profile:
     extra: dict = field(default_factory=dict)
     moe: ModelRef | None = None
     small: ModelRef | None = None
+    real: ModelRef | None = None
 
 
 def _read_tables(with_sources: bool = False):
