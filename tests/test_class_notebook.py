@@ -124,10 +124,53 @@ def test_a_kept_model_is_reused_switched_and_freed_for_room(monkeypatch, capsys)
         assert other.model is not model
         free(other)
         assert resident.resident() == [(target.id, "float32", "03 attention kernels")]
-        freed = resident.make_room(10.0, available=iter([0.0, 99.0]).__next__, log=print)
+        held = load_model(target, "float32", hw=hw, keep=True).model      # a lesson's variable still holds it
+        free_gb = iter([0.0, 0.0, 0.0]).__next__                          # ... so nothing comes back
+        assert resident.make_room(10.0, available=free_gb, log=print) == [f"{target.id} in float32"]
+        assert "its memory did not come back: a variable still holds the model" in capsys.readouterr().out
+        del held
+        load_model(target, "float32", hw=hw, keep=True)
+        freed = resident.make_room(10.0, available=iter([0.0, 0.0, 99.0, 99.0]).__next__, log=print)
         assert freed == [f"{target.id} in float32"] and resident.resident() == []
         assert "to make room" in capsys.readouterr().out
         assert resident.measures_alone("02 quantization") and not resident.measures_alone("03 attention kernels")
     finally:
         resident.enable(False)
     assert load_model(target, "float32", hw=hw, keep=True).model is not model    # off: nothing is reused
+
+
+def test_a_resident_model_counts_as_free_memory_when_a_lesson_chooses_what_fits(monkeypatch):
+    """Lesson 06 picks the 14B's precision while the 8B is still in memory: the choice must count the 8B
+    as memory the load will free, or the baseline is wrongly found not to fit."""
+    from utils.models import hardware, load_model, preflight, resident
+    from utils.models.hardware import detect_hardware
+    from utils.models.profiles import get_profile
+    hw = detect_hardware()
+    monkeypatch.setattr(hardware, "available_gb", lambda hw: 1.0)     # a steady machine, for the sums
+    resident.enable(True)
+    try:
+        load_model(get_profile("offline").target, "float32", hw=hw, keep=True)
+        held = resident.held_gb()
+        assert held > 0 and resident.room_gb(hw) == pytest.approx(1.0 + held)
+        assert preflight.room_gb is resident.room_gb          # what fitting_precision and the checks use
+    finally:
+        resident.enable(False)
+    assert resident.held_gb() == 0 and resident.room_gb(hw) == 1.0
+
+
+def test_after_a_lost_runtime_each_lesson_runs_again_from_its_heading(tmp_path, monkeypatch):
+    """docs/checklist.md: a learner whose runtime died runs the first three code cells again (setup, Drive,
+    lesson 00's start), then the current lesson from its heading. So no lesson may lean on a name only an
+    earlier lesson defines."""
+    from nbclient import NotebookClient
+    from utils.tools.rehearse import quiet_kernel_manager
+    monkeypatch.setenv("LLMFLATION_RESULTS", str(tmp_path / "r.jsonl"))
+    nb = nbformat.read(CLASS, as_version=4)
+    first_three = [c for c in nb.cells if c.cell_type == "code"][:3]
+    assert "lab = start(" in first_three[2].source
+    for stem, cells in lessons_of(nb).items():
+        if stem == next(iter(CORE)):
+            continue
+        alone = nbformat.v4.new_notebook(cells=copy.deepcopy(first_three) + copy.deepcopy(cells))
+        NotebookClient(alone, timeout=600, kernel_name="python3", kernel_manager_class=quiet_kernel_manager(),
+                       resources={"metadata": {"path": str(CLASS.parent)}}).execute()   # raises on a failed cell

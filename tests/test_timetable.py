@@ -166,7 +166,9 @@ def test_setup_is_counted_per_runtime_the_install_measured_the_rest_cited():
     assert [row["setup_min"] for row in one.values()] == [per_runtime] + [0] * (len(one) - 1)
     assert timetable.class_total(each) - timetable.class_total(one) >= per_runtime * (len(each) - 1)
     page = timetable.build()
-    assert f"**Setup per runtime, {per_runtime} min:** install {setup['install']} min, **measured**" in page
+    measured_s = " and ".join(f"{s:.0f} s" for s in measured["seconds"])
+    assert (f"**Setup per runtime, {per_runtime} min:** the install **measured** at {measured_s} (two tries), "
+            f"planned as {setup['install']} min") in page
     with pytest.raises(ValueError, match="path must be one of"):
         timetable.class_plan(path="two")
 

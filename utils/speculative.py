@@ -149,6 +149,7 @@ class AcceptanceRecorder:
 
     def __exit__(self, *exc):
         del self.model._get_candidate_generator  # back to the class's method
+        self.model = None       # the stats outlive the block, the model must not: free() could not free it
         return False
 
 

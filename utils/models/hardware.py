@@ -192,7 +192,8 @@ def detect_hardware(disk_path: str = ".") -> Hardware:
 def available_gb(hw: Hardware) -> float:
     """Memory a new model may use now, in GB: free GPU memory (live, and within an emulated
     GPU's cap), or on a CPU the RAM available now (live, within a container's limit; a
-    described machine without that figure: its RAM)."""
+    described machine without that figure: its RAM). The one-runtime class adds the models it keeps
+    between lessons: :func:`utils.models.resident.room_gb`."""
     if hw.device != "cuda":
         if hw.free_ram_gb is None:
             return hw.ram_gb

@@ -20,7 +20,7 @@ from .. import attention
 from .hardware import Hardware, available_gb, detect_hardware
 from ..memory import BYTES_16, HEADROOM_GB, MemoryEstimate, ModelShape, check_fits, check_precision, predict_memory
 from .profiles import ModelRef
-from .refs import (OFFLINE_DIR, ModelLoadError, as_ref, check_weights, hub_errors, local_path,  # noqa: F401
+from .refs import (OFFLINE_DIR, REAL, ModelLoadError, as_ref, check_weights, hub_errors, local_path,  # noqa: F401
                    model_config)                                     # ModelLoadError, model_config re-exported
 from ..quiet import quiet_transformers
 from ..quality import check_finite_logits
@@ -262,6 +262,9 @@ def load_model(model: str | ModelRef, precision: str | None = None, *,
                where="GPU's free memory" if hw.device == "cuda" else "machine's RAM", name=ref.id)
 
     source = local_path(ref)
+    if ref.id == REAL:                 # converted at install: named with its rebuild when damaged
+        from .real import check
+        check()
     keep_in = None
     if isinstance(keep, (str, Path)) and not random_weights:
         keep_in = Path(keep)

@@ -78,6 +78,19 @@ def hold(loaded) -> None:
             replace(loaded, model=None), loaded.model, _STATE["lesson"] or "?")
 
 
+def held_gb() -> float:
+    """GB the resident models' weights occupy (measured: what freeing them gives back)."""
+    from ..memory import measured_weight_bytes
+    return sum(measured_weight_bytes(h.model) for h in _HELD.values() if h.model is not None) / 1e9
+
+
+def room_gb(hw) -> float:
+    """Memory a new model may use, in GB, when a lesson chooses what fits: the free memory, plus the
+    resident models' on this machine, since a load frees them when it needs the room."""
+    from .hardware import available_gb
+    return available_gb(hw) + (held_gb() if hw.live else 0.0)
+
+
 def holds(model) -> bool:
     """Whether ``model`` stays in memory between lessons."""
     return model is not None and any(h.model is model for h in _HELD.values())
@@ -90,11 +103,16 @@ def make_room(needed_gb: float, available, log=print) -> list[str]:
     while _HELD and available() < needed_gb:
         k, held = next(iter(_HELD.items()))
         del _HELD[k]
+        before = available()
         held.model = None
         release_memory()
         freed.append(f"{k[0]} in {k[2]}")
-        log(f"freed {k[0]} in {k[2]} (in memory since lesson {held.lesson}) to make room; "
-            f"a later lesson that needs it loads it again")
+        if available() > before:
+            log(f"freed {k[0]} in {k[2]} (in memory since lesson {held.lesson}) to make room; "
+                f"a later lesson that needs it loads it again")
+        else:                            # a variable of the notebook still holds it
+            log(f"let go of {k[0]} in {k[2]}, but its memory did not come back: a variable still holds the model "
+                f"(a lesson's `target`?); `del` it, or restart the runtime, if the next load is refused")
     return freed
 
 

@@ -86,15 +86,14 @@ def transfers(profile: Profile, hw) -> dict[str, "Transfer"]:
     return out
 
 
-def moves(profile: Profile, hw, once: bool = False) -> dict[str, tuple[float, float]]:
-    """Per notebook of the core track (utils.tools.plan.CORE, its order), the GB (from the hub, from the
-    class copies) it moves: in a fresh runtime each (:func:`transfers`), or with ``once`` in one runtime,
-    where a model already downloaded or read by an earlier lesson is not moved again."""
+def moves(profile: Profile, hw, notebooks, once: bool = False) -> dict[str, tuple[float, float]]:
+    """Per notebook of ``notebooks`` (stems, in the order they run), the GB (from the hub, from the class
+    copies) it moves: in a fresh runtime each (:func:`transfers`), or with ``once`` in one runtime, where a
+    model already downloaded or read by an earlier lesson is not moved again."""
     from ..models.downloads import EVERY_PRECISION, NOTEBOOK_ROLES, download_gb
-    from .plan import CORE
     shared = {role: (ref, precision) for role, ref, precision in shared_models(profile, hw)}
     seen, out = set(), {}
-    for nb in CORE:
+    for nb in notebooks:
         hub = drive = 0.0
         for role in NOTEBOOK_ROLES.get(nb[:2], ()):
             ref = getattr(profile, role, None)

@@ -73,7 +73,7 @@ def lesson_names(solutions: dict) -> list[str]:
 def build(solutions: dict, header: str, setup: str, drive: str):
     """The class notebook from ``solutions`` ({stem: solved notebook}, in the plan's order) and the
     class's own header, setup and Drive cells."""
-    from .plan import CORE
+    from .plan import BREAK_AFTER, BREAK_MIN, CORE
     missing = [nb for nb in CORE if nb not in solutions]
     if missing:
         raise ValueError(f"the class needs the solutions of {', '.join(missing)}")
@@ -85,6 +85,11 @@ def build(solutions: dict, header: str, setup: str, drive: str):
                 nbformat.v4.new_code_cell(drive)]
     for i, (stem, solved) in enumerate(ordered.items()):
         nb.cells += lesson_cells(solved, stem, i == 0, lessons, CORE[stem])
+        if stem == BREAK_AFTER:
+            nb.cells.append(nbformat.v4.new_markdown_cell(
+                f"# Break, {BREAK_MIN} min\n\nThe runtime keeps its state over the break (the models in memory, "
+                f"the downloads still coming in the background, `lab`) as long as it stays connected: leave the "
+                f"tab open, since Colab may disconnect a runtime whose page is closed or left idle."))
     for i, cell in enumerate(nb.cells):                # ids of their own, stable from build to build
         cell["id"] = f"{cell.metadata.get(LESSON, 'class')[:2]}-{i:03d}"
     return nb

@@ -29,6 +29,7 @@ PLAN = {
     "09_mixture_of_experts": (10, 8),
 }
 BREAK_MIN = 10
+BREAK_AFTER = "04_speculative_decoding"      # the break comes after this notebook (lesson, in the class)
 # What a short session may leave out, first to last: mixture of experts and serving (the curve's story
 # is complete without them), then the larger baseline.
 OPTIONAL = ("09_mixture_of_experts", "08_serving", "06_larger_baseline")
@@ -72,6 +73,13 @@ def gpu_rehearsal() -> dict[str, float]:
         if r["ok"]:
             out[r["notebook"]] = r["seconds"]
     return out
+
+
+def gpu_peaks() -> dict[str, float]:
+    """GB of GPU memory each notebook peaked at in the last successful run under a T4's limits on an H100
+    (nvidia-smi, the CUDA context included)."""
+    from ..reference import records
+    return {r["notebook"]: r["peak_gb"] for r in records(GPU_REHEARSAL) if r["ok"]}
 
 
 def downloads(profile_name: str) -> tuple[dict[str, float], float]:
@@ -131,7 +139,8 @@ def t4_estimate() -> tuple[dict[str, float], str]:
            f"tokens against {short.warmup} + {short.repeats} of {short.new_tokens}, loading included, so an "
            f"overestimate there), x {drafts:g} more draft lengths in 04, + {small:.0%} in 02 for its small 16-bit "
            f"model, x {slower:.2f} for the T4's bandwidth (its NF4 roofline step for the 8B, {t4_step * 1e3:.0f} ms, "
-           f"against the {1e3 / h100:.0f} ms the H100 measured: host-bound, and a Colab host is no faster)")
+           f"against the {1e3 / h100:.0f} ms the H100 measured: host-bound, and a Colab host is no faster, so this "
+           f"factor is a floor: the sensitivity table's 1.5x and 2x are the plan's allowance for it)")
     return out, how
 
 
@@ -184,7 +193,7 @@ def class_plan(download_mb_s: float = CLASS_RATE_MB_S, slower: float = 1.0, path
     check_rate(download_mb_s)
     if path not in PATHS:
         raise PlanError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
-    moved = moves(get_profile(CLASS_PROFILE), described(TARGETS["t4"]), once=path == "one")
+    moved = moves(get_profile(CLASS_PROFILE), described(TARGETS["t4"]), CORE, once=path == "one")
     run, _ = t4_estimate()
     setup = sum(setup_minutes().values())
     plan, clock, queue_done = {}, 0.0, 0.0
@@ -349,7 +358,7 @@ def clock() -> str:
     for nb, (talk, ex) in PLAN.items():
         start, t = t, t + talk + ex + minutes(cpu[nb])
         out.append(f"{nb[:2]} {at(start)}-{at(t)}")
-        if nb.startswith("04"):
+        if nb == BREAK_AFTER:
             out.append(f"break {at(t)}-{at(t + BREAK_MIN)}")
             t += BREAK_MIN
     return ", ".join(out) + "."

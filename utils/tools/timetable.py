@@ -25,10 +25,10 @@ import re
 from pathlib import Path
 
 from .. import cli
-from .plan import (ASSUMED_DOWNLOAD_MB_S, ASSUMED_SETUP, BREAK_MIN, CLASS_PROFILE, CLASS_RATE_MB_S,  # noqa: F401
+from .plan import (ASSUMED_DOWNLOAD_MB_S, ASSUMED_SETUP, BREAK_AFTER, BREAK_MIN, CLASS_PROFILE, CLASS_RATE_MB_S,  # noqa: F401
                    COLAB_RAM_GB, CORE, CPU_TIMINGS, GPU_REHEARSAL, HELD_AT, INSTALL, LATE_CUTS, OPTIONAL, PATHS, PLAN,
                    RATES_MB_S, REPO, SESSION_MIN, SLACK_MIN, SLOWDOWNS, PlanError, check_rate, class_plan,
-                   class_total, clock, cpu_timings, cuts_needed, download_minutes, downloads, fits, gpu_rehearsal,
+                   class_total, clock, cpu_timings, cuts_needed, download_minutes, downloads, fits, gpu_peaks, gpu_rehearsal,
                    gpu_room, install_measured, kept, late_cuts, minutes, residency, sensitivity, setup_minutes,
                    t4_estimate)
 
@@ -139,8 +139,12 @@ def class_section(download_mb_s: float = CLASS_RATE_MB_S) -> list[str]:
         f"- **{PATHS['one']}**, the class's default: `notebooks/class_t4.ipynb` holds the core notebooks' own "
         "cells, lesson after lesson (`scripts/make_exercises.py` generates it from the solutions). One setup, one "
         "Drive mount; every lesson's downloads start with the class, one after the other; a model is downloaded or "
-        "read from the class copies once, and kept in GPU memory for the next lesson until another model needs "
-        "the room (`utils/models/resident.py`).",
+        "read from the class copies once, and the target a lesson keeps stays in GPU memory for the next lesson, "
+        "until lesson 02 (which measures each precision's memory with nothing beside it) or a model that does not "
+        "fit beside it frees it (`utils/models/resident.py`). Lessons 03-05 load the target in the precision "
+        "`lab.build_on` chooses from your measurements; where that is not the class copy's precision, the lesson says "
+        "so, and that load quantizes from the 16-bit checkpoint lesson 02 downloaded and saves a copy of its own to "
+        "your Drive, neither of which the tables count.",
         f"- **{PATHS['each']}**: each notebook is set up again in a fresh runtime and moves its models again. "
         "Better for self-study and a second session: a learner picks one notebook, and a crashed runtime loses "
         "one lesson, not the class's state.",
@@ -154,16 +158,21 @@ def class_section(download_mb_s: float = CLASS_RATE_MB_S) -> list[str]:
         f"whether their runtime can use it. Every notebook except 02 reads these copies instead of downloading those "
         f"models' 16-bit checkpoints (the draft and any 16-bit model still come from the hub: the table says what each "
         f"moves); 02 downloads the 16-bit checkpoints it quantizes.",
-        f"- **Setup per runtime, {sum(setup.values())} min:** install {setup['install']} min, **measured**: "
-        f"`scripts/colab_setup.py` from the package index in a fresh environment holding Colab's preinstalled torch "
-        f"{install['preinstalled']['torch']} and transformers {install['preinstalled']['transformers']} "
-        f"({', '.join(f'{s:.0f} s' for s in install['seconds'])}, {install['downloaded_mb']:.0f} MB of wheels; "
-        f"{install['machine']}; `{INSTALL.relative_to(REPO)}`); "
+        f"- **Setup per runtime, {sum(setup.values())} min:** the install **measured** at "
+        f"{' and '.join(f'{s:.0f} s' for s in install['seconds'])} (two tries), planned as {setup['install']} min: "
+        f"`scripts/colab_setup.py` from the package index in a fresh environment holding only Colab's preinstalled "
+        f"torch {install['preinstalled']['torch']} and transformers {install['preinstalled']['transformers']} "
+        f"({install['python']}, pip's cache off; {install['downloaded_mb']:.0f} MB of wheels; {install['machine']}; "
+        f"`{INSTALL.relative_to(REPO)}`). Colab's image holds many more packages, so pip's resolving against them "
+        f"was not measured; "
         + "; ".join(f"{part} {ASSUMED_SETUP[part][0]} min, {ASSUMED_SETUP[part][1]}" for part in ("connect", "mount"))
-        + ". Counted in full: learners click through it as the lesson begins.",
+        + ". Counted in full, inside the notebook or lesson it starts (a room that runs it before the talk gains "
+        "those minutes).",
         "- **Downloads behind the talk.** Hub downloads start in the background when the runtime's `start` runs; "
         "only what is still coming when the talk ends is a wait. A class copy is read when the lesson loads it, so "
-        "its read is counted in full.",
+        "its read is counted in full. Each transfer is given the whole rate: where a class-copy read overlaps a "
+        "background download (in one runtime, lesson 01's read while lesson 02's checkpoints come in) they share one "
+        "connection, so both take longer than counted.",
         f"- **Downloads and class copies at {download_mb_s:g} MB/s**, an assumption: half the rate the page's other "
         f"plans assume (hub rates on Colab are reported from about 1 to 55 MB/s); the class copies are read at the "
         f"same rate.",
@@ -226,13 +235,21 @@ def residency_section() -> list[str]:
              f"Computed from the predicted memory (weights + KV cache at a 2,048-token context + the kit's headroom) "
              f"against the T4's {TARGETS['t4'].usable_gb:.1f} GB, under the one-runtime rule: the target a lesson "
              "keeps stays for the next, every other model is freed when its lesson is done with it, and a model that "
-             "does not fit beside the resident ones frees them first (the lesson says so). The rehearsal measures the "
-             "peak of each lesson (`python -m utils.tools.rehearse --profile t4 --notebooks class_t4`, under "
-             "`--emulate t4` on a GPU).", "",
-             "| lesson | loads | frees first | peak GB, computed | resident after |", "|---|---|---|---|---|"]
+             "does not fit beside the resident ones frees them first, and lesson 02, which measures each precision's "
+             "memory with nothing beside it, starts by freeing them (each lesson says what it frees). The headroom is "
+             "counted once per model, as the kit's memory check does. Beside it, the peak each notebook reached on its "
+             "own in the rehearsal under a T4's limits on an H100 (driver-reported, CUDA context included, "
+             f"`datasets/reference/{GPU_REHEARSAL}.md`): it runs above the computed figure, which is why the check "
+             "keeps a headroom. The class notebook itself has not yet run on a GPU "
+             "(`python -m utils.tools.rehearse --profile t4 --emulate t4 --notebooks class_t4` where one is lent); on "
+             "the CPU its reduced rehearsal ran every lesson, with no eviction (a CPU's RAM held everything).", "",
+             "| lesson | loads | frees first | peak GB, computed | measured alone, T4 limits on an H100 | resident after |",
+             "|---|---|---|---|---|---|"]
+    measured = gpu_peaks()
     for r in rows:
+        alone = f"{measured[r['notebook']]:.1f}" if r["notebook"] in measured else "not rehearsed"
         lines.append(f"| {r['notebook']} | {', '.join(r['loads']) or 'nothing'} | {', '.join(r['freed']) or '-'} "
-                     f"| {r['peak_gb']:.1f} of {r['usable_gb']:.1f} | "
+                     f"| {r['peak_gb']:.1f} of {r['usable_gb']:.1f} | {alone} | "
                      f"{', '.join(r['resident']) or 'nothing'} ({r['resident_gb']:.1f} GB) |")
     lines += ["", f"RAM: Colab's {COLAB_RAM_GB:g} GB hold the kernel and one checkpoint shard at a time: "
                   "`load_model` loads straight to the GPU (`device_map`), so no model is resident in RAM."]
@@ -302,7 +319,7 @@ def class_header(path: str) -> str:
                          for nb, row in plan.items())
     measured = (f"{minutes(cpu[NAME])} min to run (measured)" if NAME in cpu
                 else "run not timed yet: `python scripts/make_exercises.py --execute`")
-    teaching = sum(row["talk"] + row["exercises"] for row in plan.values())
+    teaching = sum(row["talk"] + row["exercises"] for row in plan.values()) + BREAK_MIN
     return "\n".join([
         "# The Colab T4 class: the core track in one runtime",
         "",
@@ -319,9 +336,11 @@ def class_header(path: str) -> str:
         "|---|---|---|",
         lessons,
         "",
+        f"A {BREAK_MIN}-min break follows lesson {BREAK_AFTER[:2]} (its own heading marks it).",
+        "",
         "| hardware | estimated time |",
         "|---|---|",
-        f"| CPU (offline profile) | {teaching} min of talk and exercises, plus {measured} |",
+        f"| CPU (offline profile) | {teaching} min of talk, exercises and the break, plus {measured} |",
         f"| Colab T4 | {total} min with the break, {SESSION_MIN - total} min to spare of {SESSION_MIN}, at {rate:g} "
         f"MB/s and the T4 estimate (setup, waits and runs counted; slower rooms and what to cut: the timetable) |",
         "| A100 / H100 | use the separate notebooks: this plan is made for a T4's memory |",
