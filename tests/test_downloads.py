@@ -71,6 +71,8 @@ def hub_stand_in(tmp_path, monkeypatch):
     import threading
     from utils.models import downloads
     monkeypatch.setattr(downloads, "_JOBS", {})
+    monkeypatch.setattr(downloads, "_QUEUE", [])
+    monkeypatch.setattr(downloads, "_WORKER", {"running": False})
     monkeypatch.setattr(downloads, "cached", lambda ref: False)
     monkeypatch.setattr(downloads, "download_gb", lambda ref: 0.001)            # 1 MB expected
     monkeypatch.setattr(downloads, "cache_folder", lambda ref: tmp_path / ref.id.replace("/", "--"))
@@ -153,3 +155,21 @@ def test_a_notebooks_first_cell_starts_its_downloads(hub_stand_in, monkeypatch, 
     release.set()
     downloads.wait(draft, log=lambda m: None)
     assert served == [draft.id]
+
+
+def test_a_lesson_resumed_after_a_lost_runtime_moves_its_models_ahead_of_the_queue(hub_stand_in):
+    """The class queues every lesson's downloads in lesson order; a learner who reconnects and resumes
+    at a later lesson needs that lesson's model before the earlier lessons'."""
+    from utils.models import downloads
+    serve, release, served = hub_stand_in
+    big, small, draft = (ModelRef(m, "main") for m in ("Qwen/Qwen3-8B", "Qwen/Qwen3-1.7B", "Qwen/Qwen3-0.6B"))
+    import time
+    downloads.start_background([big, small, draft], download=serve, log=lambda m: None)
+    while len(downloads._QUEUE) > 2:                      # the first is under way (held by the stand-in)
+        time.sleep(0.01)
+    assert downloads.hurry([draft]) == [draft]            # the draft goes next
+    release.set()
+    for ref in (big, small, draft):
+        downloads.wait(ref, log=lambda m: None)
+    assert served == ["Qwen/Qwen3-8B", "Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B"]
+    assert downloads.hurry([draft]) == []                   # nothing left to move

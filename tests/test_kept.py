@@ -317,7 +317,25 @@ def test_a_learner_whose_cheapest_precision_the_class_does_not_share_is_told(tmp
         kept.wanted(get_profile("t4").target, "nf4", "float16"), files={"model.safetensors": 64}, saved="2026-11-23")))
     lab = session.Lab(notebook="05", hw=hw["T4"], profile=get_profile("t4"), store=None, price_per_hour=0.35, text="")
     monkeypatch.delenv("LLMFLATION_RANDOM_WEIGHTS", raising=False)
-    lab._class_copy_note("fp4")
-    assert "the class shares Qwen/Qwen3-8B in nf4, not fp4" in capsys.readouterr().out
-    lab._class_copy_note("nf4")
-    assert capsys.readouterr().out == ""
+    assert lab._class_copy_precision() == "nf4"               # the class shares the target in nf4
+    import shutil
+    shutil.rmtree(copy)
+    assert lab._class_copy_precision() is None                 # no usable copy: nothing to prefer
+
+
+def test_a_4_bit_variant_that_won_by_noise_alone_gives_way_to_the_class_copys(monkeypatch):
+    from utils import chain
+
+    def record(precision, median, low, high):
+        return dict(step="+ 4-bit", run="r1", settings=dict(profile="t4", precision=precision),
+                    hardware=dict(gpu_name="Tesla T4"), metrics=dict(e2e_tok_s=dict(median=median, low=low, high=high)))
+    fp4, nf4 = record("fp4", 10.0, 9.0, 11.0), record("nf4", 9.5, 9.0, 10.5)
+    monkeypatch.setattr(chain, "base_for", lambda step, records, group: fp4)
+    base = dict(precision="fp4", attn_implementation="sdpa", builds_on="+ 4-bit", tokens_per_s=10.0, batch=1)
+    group = ("t4", "Tesla T4", False)
+    chosen = chain.prefer(base, [nf4, fp4], group, "+ attention", "nf4")
+    assert chosen["precision"] == "nf4" and chosen["within_noise_of"] == "fp4" and chosen["tokens_per_s"] == 9.5
+    slower = record("nf4", 5.0, 4.5, 5.5)                      # beyond the noise: the faster one stays
+    assert chain.prefer(base, [slower, fp4], group, "+ attention", "nf4") == base
+    other_run = dict(nf4, run="r0")                           # another run's nf4 is no like-for-like rival
+    assert chain.prefer(base, [other_run, fp4], group, "+ attention", "nf4") == base

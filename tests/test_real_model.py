@@ -20,7 +20,8 @@ def test_the_installed_folder_is_sound_and_says_it_was_distributed_in_4_bits():
     config = json.loads((real.FOLDER / "config.json").read_text())
     assert "quantization_config" not in config and config["tie_word_embeddings"] is True
     assert (config["num_attention_heads"], config["num_key_value_heads"], config["vocab_size"]) == (9, 3, 49152)
-    assert "Q4_1" in (real.FOLDER / "README.md").read_text() and "dequantized 4-bit" in made["distributed_as"]
+    card = (real.FOLDER / "README.md").read_text()
+    assert "Q4_1" in card and "Q8_0" in card and "Q4_1" in made["distributed_as"] and "Q8_0" in made["distributed_as"]
 
 
 def small_folder(tmp_path: Path) -> Path:
@@ -30,7 +31,7 @@ def small_folder(tmp_path: Path) -> Path:
         (folder / name).write_text(text)
     files = {p.name: real.sha256(p) for p in folder.iterdir()}
     (folder / real.MANIFEST).write_text(json.dumps(dict(wheel_sha256=real.WHEEL_SHA256, gguf_sha256=real.GGUF_SHA256,
-                                                        files=files)))
+                                                        converter=real.CONVERTER, files=files)))
     return folder
 
 

@@ -90,6 +90,21 @@ def writing(path, mode: str = "w", **open_kwargs):
             yield f
 
 
+def table_and_figure(csv_path: Path, png_path: Path, fig, write_rows, dpi: int) -> tuple[Path, Path]:
+    """A CSV (``write_rows(file)`` writes its rows) and a matplotlib figure saved as one pair: both
+    rendered under temporary names and both replaced only when both were written, so a failure leaves
+    the previous pair as it was; the figure is closed either way."""
+    import matplotlib.pyplot as plt
+    try:
+        with replacing(csv_path, png_path) as (csv_temp, png_temp):
+            with open(csv_temp, "w", newline="", encoding="utf-8") as f:
+                write_rows(f)
+            fig.savefig(png_temp, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return csv_path, png_path
+
+
 def append_text(path, text: str) -> None:
     """Add ``text`` at the end of a small file (a log): the old content and the new are written
     together under a temporary name and moved into place, so a full disk never leaves half an entry."""

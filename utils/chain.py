@@ -406,6 +406,21 @@ def build_on(step: str, records: list[dict], group: tuple, default_precision: st
                 batch=(record.get("metrics") or {}).get("batch") or 1)
 
 
+def prefer(base: dict, records: list[dict], group: tuple, step: str, precision: str) -> dict:
+    """``base`` (:func:`build_on`'s) at ``precision`` instead, when the record it builds on is within
+    the noise of that precision's record of the same run and step (the two measured alike): how a class
+    keeps reading its shared copy when a 4-bit variant it does not share won by noise alone."""
+    record = base_for(step, records, group)
+    if record is None or base["precision"] == precision:
+        return base
+    rival = next((r for r in reversed(records) if run_of(r) == run_of(record) and curve_step(r) == curve_step(record)
+                  and group_of(r) == group and (r.get("settings") or {}).get("precision") == precision
+                  and rate(r)), None)
+    if rival is None or not within_noise(record, rival):
+        return base
+    return dict(base, precision=precision, tokens_per_s=rate(rival), within_noise_of=base["precision"])
+
+
 def coverage(selection: Selection, chain_: Chain) -> dict:
     """How many step records the curve uses, and how many it leaves out and why."""
     used = {id(link.record) for link in chain_.links} | {id(link.base_record) for link in chain_.links

@@ -160,17 +160,9 @@ def write_class(rows: list[dict], out: Path) -> tuple[Path, Path]:
     """``class_costs.csv`` and ``class_costs.png`` in ``out``, as one pair: both rendered under
     temporary names and both replaced only when both were written (utils.atomic), so a failure
     leaves the previous pair as it was."""
-    paths = (out / "class_costs.csv", out / "class_costs.png")
     fig = class_figure(rows)                  # drawn before anything is written
-    import matplotlib.pyplot as plt           # after class_figure(), which chose the Agg backend
-    try:
-        with atomic.replacing(*paths) as (csv_temp, png_temp):
-            with open(csv_temp, "w", newline="", encoding="utf-8") as f:
-                csv_into(rows, f)
-            fig.savefig(png_temp, dpi=DPI)
-    finally:
-        plt.close(fig)
-    return paths
+    return atomic.table_and_figure(out / "class_costs.csv", out / "class_costs.png", fig,
+                                   lambda f: csv_into(rows, f), DPI)
 
 
 @cli.command

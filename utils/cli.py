@@ -13,6 +13,7 @@ In a notebook, IPython shows a user error as its one line too (:meth:`UserError.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -90,6 +91,27 @@ def path_error(err: OSError, argv=None) -> str | None:
     return f"{where}: {err.strerror or err}; {advice or OTHER_ADVICE}"
 
 
+class _Interrupts:
+    """While the outermost command runs: a Ctrl-C is noted as well as raised, and one that lands in a
+    finalizer (where Python prints "Exception ignored in ..." with a traceback and goes on) is kept
+    quiet and raised again when ``main`` returns, so the command still stops with its one line."""
+
+    def __enter__(self):
+        self.swallowed, self._hook = False, sys.unraisablehook
+
+        def hook(unraisable):
+            if isinstance(unraisable.exc_value, KeyboardInterrupt):
+                self.swallowed = True
+            else:
+                self._hook(unraisable)
+        sys.unraisablehook = hook
+        return self
+
+    def __exit__(self, *exc):
+        sys.unraisablehook = self._hook
+        return False
+
+
 def command(main):
     """Wrap a command's ``main(argv)``: a user's mistake or an OS error on a user's path prints
     ``error: ...`` and returns 2; Ctrl-C prints one line and returns 130."""
@@ -97,8 +119,13 @@ def command(main):
     def wrapped(argv=None) -> int:
         global _running
         _running += 1
+        caught = _Interrupts() if _running == 1 else None
         try:
-            return main(argv)
+            with caught or contextlib.nullcontext():
+                status = main(argv)
+            if caught is not None and caught.swallowed:    # Python dropped it inside a finalizer
+                raise KeyboardInterrupt
+            return status
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             return USER_ERROR_STATUS

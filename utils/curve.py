@@ -464,16 +464,9 @@ def write_curve(store: ResultsStore, out_dir: Path, price_per_hour: float,
     if not rows:
         raise ValueError(f"{store.path} holds no benchmark measurements yet; run a notebook or "
                          f"python -m utils.benchmark first")
-    paths = (out_dir / "cost_curve.csv", out_dir / "cost_curve.png")
     fig = figure(rows, price_per_hour)        # drawn before anything is written
-    import matplotlib.pyplot as plt
-    try:
-        with atomic.replacing(*paths) as (csv_temp, png_temp):
-            with open(csv_temp, "w", newline="", encoding="utf-8") as f:
-                csv_into(rows, f)
-            fig.savefig(png_temp, dpi=DPI)
-    finally:
-        plt.close(fig)
+    paths = atomic.table_and_figure(out_dir / "cost_curve.csv", out_dir / "cost_curve.png", fig,
+                                    lambda f: csv_into(rows, f), DPI)
     if log is not None:
         log(summary(rows, records))
     return paths

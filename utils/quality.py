@@ -30,6 +30,20 @@ def english_text() -> str:
     return HELDOUT_TEXT.with_name("heldout_english.txt").read_text(encoding="utf-8")
 
 
+def paired_answers(these: list[bool], those: list[bool]) -> dict:
+    """How many more questions ``these`` answered correctly than ``those`` (the same questions, in the
+    same order), with the standard error of that difference from the per-question differences
+    (sd / sqrt(n)), as :func:`paired_gap` does for perplexity."""
+    import math
+    if len(these) != len(those) or not these:
+        raise ValueError("paired answers need the same questions, at least one")
+    diffs = [int(a) - int(b) for a, b in zip(these, those)]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
+    return dict(diff=sum(diffs), se=sd / math.sqrt(n) * n, questions=n)
+
+
 def answers_correctly(answer: str, expected: str) -> bool:
     """Whether a chat model's ``answer`` contains the ``expected`` word, as a word (case ignored):
     "The capital of France is Paris." answers "Paris"; "7" is not found in "17"."""

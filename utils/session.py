@@ -63,39 +63,44 @@ class Lab:
     def build_on(self, step: str) -> dict:
         """The configuration a new ``step`` builds on: the cheapest kept one you measured before
         it on this machine and profile (see utils.steps), or the precision that fits and SDPA
-        when you have measured none yet. Says what it chose."""
+        when you have measured none yet. In a class that shares the target's copy, the copy's
+        precision when the cheapest is within the noise of it (the copy is then read, nothing is
+        quantized or saved again). Says what it chose."""
         from .models.preflight import fitting_precision
-        from .chain import build_on
-        base = build_on(step, self.store.records(skip_corrupt=True),
-                        (self.profile.name, self.hw.gpu_name, self.random_weights),
-                        fitting_precision(self.profile, self.hw))
+        from .chain import build_on, prefer
+        records, group = self.store.records(skip_corrupt=True), (self.profile.name, self.hw.gpu_name,
+                                                                 self.random_weights)
+        base = build_on(step, records, group, fitting_precision(self.profile, self.hw))
+        shared = self._class_copy_precision()
+        if shared is not None:
+            base = prefer(base, records, group, step, shared)
         if base["builds_on"] is None:
             print(f"{step}: nothing measured before it here yet, so it runs at the precision that "
                   f"fits ({base['precision']}) with {base['attn_implementation']}")
         else:
             print(f"{step}: builds on your '{base['builds_on']}' ({base['precision']}, "
                   f"{base['attn_implementation']}, {base['tokens_per_s']:.1f} tok/s): the cheapest "
-                  f"configuration before it that measurably helped")
-        self._class_copy_note(base["precision"])
+                  f"configuration before it that measurably helped"
+                  + (f" (your {base['within_noise_of']} was within the noise of it, and the class shares "
+                     f"{base['precision']}: its copy is read)" if base.get("within_noise_of") else ""))
+        if shared is not None and base["precision"] != shared:
+            print(f"class copy: the class shares {self.profile.target.id} in {shared}, not {base['precision']}, "
+                  f"which measured faster beyond the noise: this lesson quantizes {base['precision']} from the "
+                  f"16-bit checkpoint instead of reading the class copy")
         return base
 
-    def _class_copy_note(self, precision: str) -> None:
-        """In a class with shared copies (utils.models.kept.class_root), say when ``precision`` has none and
-        the target will therefore be downloaded, and which precision the class copy holds."""
+    def _class_copy_precision(self) -> str | None:
+        """The precision of the class's shared copy of the target usable here (utils.models.kept.class_root),
+        or None (no class folder, not a hub model, a rehearsal, or no usable copy)."""
         from .models import kept
-        from .models.downloads import download_gb, is_hub
+        from .models.downloads import is_hub
         from .models.preflight import fitting_precision
         ref = self.profile.target
         if kept.class_root() is None or not is_hub(ref) or self.random_weights:
-            return
-        quiet = (lambda message: None)
-        if kept.class_copy(ref, precision, kept.compute_of(self.hw, precision), log=quiet) is not None:
-            return
+            return None
         shared = fitting_precision(self.profile, self.hw)
-        if kept.class_copy(ref, shared, kept.compute_of(self.hw, shared), log=quiet) is not None:
-            print(f"class copy: the class shares {ref.id} in {shared}, not {precision}: loading {precision} downloads "
-                  f"its {download_gb(ref):.1f} GB checkpoint. To read the class copy instead, load it in {shared} "
-                  f"(base['precision'] = '{shared}')")
+        quiet = (lambda message: None)
+        return shared if kept.class_copy(ref, shared, kept.compute_of(self.hw, shared), log=quiet) is not None else None
 
     def record(self, step: str, settings: dict, metrics: dict, kind: str = "notebook") -> dict:
         """Append one measurement, with its full context, to the results store."""
@@ -186,16 +191,25 @@ def start(notebook: str, profile: str | None = None, results: str | None = None,
 
 
 def downloads(notebooks: list[str], profile: Profile, hw: Hardware) -> None:
-    """Say what ``notebooks`` download, and start it in the background (one queue, in their order)
-    while the instructor introduces them; nothing in a rehearsal (random weights)."""
-    from .models.downloads import plan, start_background
+    """Say what ``notebooks`` download (a model a kept or class copy serves is not downloaded, and is
+    said so), and start it in the background (one queue, in their order) while the instructor
+    introduces them; nothing in a rehearsal (random weights)."""
+    from .models.downloads import hurry, is_hub, notebook_models, plan, start_background
     from .models.preflight import to_download
     from .models.rehearsal import mode
-    for line in dict.fromkeys(line for nb in notebooks for line in plan(nb, profile)):
+    fetched = {nb: to_download(nb, profile, hw) for nb in notebooks}
+    wanted = {ref.id for refs in fetched.values() for ref in refs}
+    served = [ref for nb in notebooks for ref in notebook_models(nb, profile) if ref.id not in wanted]
+    for line in dict.fromkeys(line for nb in notebooks for line in plan(nb, profile)
+                              if line.split(":", 1)[0] in wanted):
         print(f"download : {line}")
+    for ref in dict.fromkeys(r for r in served if is_hub(r)):
+        print(f"download : {ref.id}: not downloaded here, a kept or class copy serves it")
     if mode() is None:
-        start_background([ref for nb in notebooks for ref in to_download(nb, profile, hw)],
-                         log=lambda m: print(f"download : {m}"))
+        refs = [ref for nb in notebooks for ref in fetched[nb]]
+        start_background(refs, log=lambda m: print(f"download : {m}"))
+        if len(notebooks) == 1:          # a lesson's own models before those still queued for later lessons
+            hurry(refs)
 
 
 def finding(text: str) -> None:

@@ -15,7 +15,7 @@ The notebooks take what they need from here in one short line
 importing one module of this folder (or running one as a command) loads no other.
 """
 
-__all__ = ["TARGETS", "describe", "fitting_precision", "free", "load_model", "model_config", "quantization_config"]
+__all__ = ["TARGETS", "describe", "real_model", "fitting_precision", "free", "load_model", "model_config", "quantization_config"]
 
 
 def __getattr__(name: str):
@@ -25,9 +25,9 @@ def __getattr__(name: str):
     if name in ("free", "load_model", "model_config", "quantization_config"):
         from . import loading
         return getattr(loading, name)
-    if name == "describe":
-        from .real import describe
-        return describe
+    if name in ("describe", "real_model"):
+        from . import real
+        return getattr(real, name)
     if name == "fitting_precision":
         from .preflight import fitting_precision
         return fitting_precision

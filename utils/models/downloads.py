@@ -115,6 +115,7 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     path: str | None = None
     error: BaseException | None = None
+    download: Callable[[ModelRef], str] | None = None
 
 
 _JOBS: dict[str, Job] = {}          # by model id: this runtime's background downloads
@@ -123,28 +124,57 @@ _JOBS: dict[str, Job] = {}          # by model id: this runtime's background dow
 def start_background(refs: list[ModelRef], download: Callable[[ModelRef], str] | None = None,
                      log=print) -> list[ModelRef]:
     """Start downloading the hub models of ``refs`` that are neither cached nor started yet, one
-    after the other in a background thread; returns those started. A failure is kept and raised
-    by :func:`wait` in the cell that needs the model."""
+    after the other in a background thread (one queue for the runtime, in the order asked, unless
+    :func:`hurry` moves a model ahead); returns those queued. A failure is kept and raised by
+    :func:`wait` in the cell that needs the model."""
     download = download or snapshot
     todo = [r for r in dict.fromkeys(refs) if is_hub(r) and r.id not in _JOBS and not cached(r)]
     if not todo:
         return []
-    jobs = [Job(r, int(download_gb(r) * GB)) for r in todo]
-    for job in jobs:
-        _JOBS[job.ref.id] = job
-
-    def run() -> None:
-        for job in jobs:
-            try:
-                job.path = download(job.ref)
-            except BaseException as err:  # noqa: BLE001 - kept for the cell that waits for it
-                job.error = err
-            finally:
-                job.done.set()
-    threading.Thread(target=run, name="llmflation-downloads", daemon=True).start()
+    with _LOCK:
+        for r in todo:
+            job = Job(r, int(download_gb(r) * GB))
+            job.download = download
+            _JOBS[r.id] = job
+            _QUEUE.append(job)
+        if not _WORKER["running"]:
+            _WORKER["running"] = True
+            threading.Thread(target=_work, name="llmflation-downloads", daemon=True).start()
     log(f"started in the background: {', '.join(f'{r.id} ({download_gb(r):.1f} GB)' for r in todo)}; "
         f"the cell that loads a model waits for it with a progress bar")
     return todo
+
+
+def hurry(refs: list[ModelRef]) -> list[ModelRef]:
+    """Move the queued, not yet started downloads of ``refs`` to the front of the queue (a lesson
+    resumed after a lost runtime needs its own models before the earlier lessons'); those moved."""
+    with _LOCK:
+        ahead = [job for job in _QUEUE if job.ref.id in {r.id for r in refs}]
+        for job in ahead:
+            _QUEUE.remove(job)
+        _QUEUE[:0] = ahead
+    return [job.ref for job in ahead]
+
+
+_QUEUE: list[Job] = []              # queued, not started yet, next first
+_LOCK = threading.Lock()
+_WORKER = {"running": False}
+
+
+def _work() -> None:
+    """The runtime's one download thread: the queue's first job, then the next, until none is left."""
+    while True:
+        with _LOCK:
+            if not _QUEUE:
+                _WORKER["running"] = False
+                return
+            job = _QUEUE.pop(0)
+        try:
+            job.path = job.download(job.ref)
+        except BaseException as err:  # noqa: BLE001 - kept for the cell that waits for it
+            job.error = err
+        finally:
+            job.done.set()
 
 
 def wait(ref: ModelRef, log=print, poll_s: float = 0.5) -> str | None:

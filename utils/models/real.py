@@ -22,8 +22,10 @@ GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 FOLDER = OFFLINE_DIR / "real"
 MANIFEST = "manifest.json"
-ORIGIN = "distributed in 4-bit (GGUF Q4_1): its fp32 weights are dequantized 4-bit ones"
+ORIGIN = ("distributed quantized (GGUF: its linear layers in 4-bit Q4_1, its tied embedding in 8-bit Q8_0, its norms "
+          "in fp32): its fp32 weights are those dequantized")
 REBUILD = "python -m utils.tools.real_model"
+CONVERTER = 2          # the converter's version: a folder made by another is rebuilt (what it writes changed)
 _SOUND: dict[Path, float] = {}       # folder -> the manifest's mtime when its files were last found sound
 
 
@@ -47,6 +49,8 @@ def problems(folder: Path = FOLDER) -> list[str]:
         return [f"{manifest} cannot be read ({err})"]
     if made.get("wheel_sha256") != WHEEL_SHA256 or made.get("gguf_sha256") != GGUF_SHA256:
         return [f"{folder} was made from another source than {PACKAGE}"]
+    if made.get("converter") != CONVERTER:
+        return [f"{folder} was made by another version of the kit's converter"]
     out = []
     for name, digest in made.get("files", {}).items():
         path = folder / name
@@ -55,6 +59,23 @@ def problems(folder: Path = FOLDER) -> list[str]:
         elif sha256(path) != digest:
             out.append(f"{name} does not match its checksum")
     return out or ([] if made.get("files") else [f"{manifest} lists no files"])
+
+
+def real_model(profile, log=print):
+    """The profile's real pretrained model when it has one and it is built here; None otherwise, saying
+    why (the other profiles' targets are pretrained models themselves; a folder not built names the
+    command that builds it)."""
+    from .rehearsal import mode
+    ref = getattr(profile, "real", None)
+    if ref is None:
+        log(f"profile {profile.name} has no separate real model: its target, {profile.target.id}, is a pretrained "
+            f"model" + (" (built with random weights in this rehearsal)" if mode() else ""))
+        return None
+    wrong = problems()
+    if wrong:
+        log(f"the real model is not built here ({'; '.join(wrong)}): build it with {REBUILD} (make install does)")
+        return None
+    return ref
 
 
 def describe(ref) -> str:

@@ -1,7 +1,7 @@
 """The models a shared runtime keeps in memory between lessons: the one-runtime class (``class_t4``).
 
 A notebook opened on its own frees every model it is done with, and nothing here is used. The
-class notebook runs the core lessons in one runtime, so it calls ``start(..., one_runtime=True)``,
+class notebook runs the core lessons in one runtime, so it calls ``start(..., lessons=[...])``,
 which turns this on:
 
 * a model loaded with ``keep=True`` (the target, in the precision a lesson keeps) stays in memory

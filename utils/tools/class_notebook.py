@@ -29,20 +29,29 @@ START = re.compile(r'lab = start\("([^"]+)"\)')
 EXERCISE = re.compile(r"### Exercise (\d+)\b")
 
 
-def heading(header: str, notebook: str, talk: int, exercise_min: int, which: tuple[int, ...]) -> str:
-    """A lesson's heading from its notebook's header cell: the title, the goal, the plan's minutes."""
+def heading(header: str, notebook: str, talk: int, exercise_min: int, which: tuple[int, ...],
+            left_out: tuple[int, ...] = ()) -> str:
+    """A lesson's heading from its notebook's header cell: the title, the goal, the plan's minutes, and
+    the notebook's exercises the class leaves out (its text may still name them)."""
     title = next(line for line in header.splitlines() if line.startswith("# "))
     goal = next((line for line in header.splitlines() if line.startswith("**Goal.**")), "")
     exercises = ", ".join(str(n) for n in which)
+    others = ", ".join(str(n) for n in left_out)
     return (f"# Lesson {title[2:]}\n\n{goal}\n\n*Talk {talk} min, then exercise {exercises} ({exercise_min} min). "
             f"This lesson is notebook `{notebook}` run in the class's one runtime: where its text says "
-            f"\"this notebook\", it means this lesson.*")
+            f"\"this notebook\", it means this lesson, and \"notebook NN\" means lesson NN."
+            + (f" The notebook's exercise{'s' if len(left_out) > 1 else ''} {others} {'are' if len(left_out) > 1 else 'is'} "
+               f"not in this class: where the text names {'them' if len(left_out) > 1 else 'it'}, open the separate "
+               f"notebook." if left_out else "") + "*")
 
 
 def lesson_cells(nb, notebook: str, first: bool, lessons: list[str], plan_row: tuple) -> list:
     """The cells of one lesson (see the module doc), each tagged with the notebook it comes from."""
     talk, exercise_min, which = plan_row
-    out = [nbformat.v4.new_markdown_cell(heading(nb.cells[0].source, notebook, talk, exercise_min, which),
+    numbers = [int(m.group(1)) for c in nb.cells if c.cell_type == "markdown"
+               for m in [EXERCISE.match(c.source.lstrip())] if m]
+    left_out = tuple(n for n in numbers if n not in which)
+    out = [nbformat.v4.new_markdown_cell(heading(nb.cells[0].source, notebook, talk, exercise_min, which, left_out),
                                          metadata={LESSON: notebook})]
     skipping = False
     for cell in nb.cells[2:]:                           # the header and the setup cell are the class's
@@ -88,7 +97,7 @@ def build(solutions: dict, header: str, setup: str, drive: str):
         if stem == BREAK_AFTER:
             nb.cells.append(nbformat.v4.new_markdown_cell(
                 f"# Break, {BREAK_MIN} min\n\nThe runtime keeps its state over the break (the models in memory, "
-                f"the downloads still coming in the background, `lab`) as long as it stays connected: leave the "
+                f"any downloads still coming in the background, `lab`) as long as it stays connected: leave the "
                 f"tab open, since Colab may disconnect a runtime whose page is closed or left idle."))
     for i, cell in enumerate(nb.cells):                # ids of their own, stable from build to build
         cell["id"] = f"{cell.metadata.get(LESSON, 'class')[:2]}-{i:03d}"

@@ -158,6 +158,8 @@ ASSUMED_SETUP = {
 # The sensitivity table: download rates (MB/s) against the T4 run at multiples of the estimate.
 RATES_MB_S = (10, 15, 25, 50)
 SLOWDOWNS = (1.0, 1.5, 2.0)
+FREE_DRIVE_GB = (15, "a Google account's free storage, shared by Drive, Gmail and Photos (Google's stated allowance; "
+                     "summarised at navishark.com/en/kb/p57egk; Google One sells more)")
 COLAB_RAM_GB = 12.7          # a free Colab runtime's RAM (DESIGN.md: the class on free Colab)
 HELD_AT = (15, 1.5)            # the cell the plan must keep SLACK_MIN in, one runtime (tests/test_timetable.py)
 PATHS = {"each": "a runtime per notebook (each opened from its badge)",

