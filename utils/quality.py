@@ -32,8 +32,8 @@ def english_text() -> str:
 
 def paired_answers(these: list[bool], those: list[bool]) -> dict:
     """How many more questions ``these`` answered correctly than ``those`` (the same questions, in the
-    same order), with the standard error of that difference from the per-question differences
-    (sd / sqrt(n)), as :func:`paired_gap` does for perplexity."""
+    same order), with the standard error of that count from the per-question differences
+    (sd x sqrt(n): n times the standard error of their mean), as :func:`paired_gap` does for perplexity."""
     import math
     if len(these) != len(those) or not these:
         raise ValueError("paired answers need the same questions, at least one")

@@ -153,8 +153,8 @@ def class_section(download_mb_s: float = CLASS_RATE_MB_S) -> list[str]:
         f"`python -m utils.tools.class_copy share <folder>`: {', '.join(f'{r.id} in {p}' for _, r, p in shared)}, "
         f"{folder_gb:.1f} GB in the kit's kept-copy format with its manifest (computed: the predicted weight memory; "
         f"the instructor's Drive needs that much room" + (
-            f": more than {FREE_DRIVE_GB[1]}, {FREE_DRIVE_GB[0]} GB, so the instructor needs paid storage or shares the "
-            f"copies from two accounts, one model each" if folder_gb > FREE_DRIVE_GB[0] else
+            f": more than {FREE_DRIVE_GB[1]}, {FREE_DRIVE_GB[0]} GB, so the instructor's account needs paid storage"
+            if folder_gb > FREE_DRIVE_GB[0] else
             ": check it against the account's storage before class") + "). "
         f"Learners add the shared folder "
         f"to their Drive as `MyDrive/llmflation-class`; `python -m utils.tools.class_copy check` or the preflight says "
@@ -339,6 +339,7 @@ def class_header(path: str) -> str:
     measured = (f"{minutes(cpu[NAME])} min to run (measured)" if NAME in cpu
                 else "run not timed yet: `python scripts/make_exercises.py --execute`")
     teaching = sum(row["talk"] + row["exercises"] for row in plan.values()) + BREAK_MIN
+    held = SESSION_MIN - class_total(class_plan(*HELD_AT, path="one"))
     return "\n".join([
         "# The Colab T4 class: the core track in one runtime",
         "",
@@ -362,8 +363,9 @@ def class_header(path: str) -> str:
         f"| CPU (offline profile) | {teaching} min of talk, exercises and the break, plus {measured} |",
         f"| Colab T4 | {total} min with the break, {SESSION_MIN - total} min to spare of {SESSION_MIN}, at {rate:g} "
         f"MB/s and the T4 estimate (setup, waits and runs counted"
-        + (f"; below the plan's {SLACK_MIN}-min floor: the timetable says what to cut" if SESSION_MIN - total < SLACK_MIN
-           else "; slower rooms and what to cut: the timetable") + ") |",
+        + (f"; below the plan's {SLACK_MIN}-min floor" if SESSION_MIN - total < SLACK_MIN else "")
+        + f"; {held} min at {HELD_AT[0]:g} MB/s and {HELD_AT[1]:g}x the estimate, where the plan sets its floor: "
+        f"what to cut there is in the timetable) |",
         "| A100 / H100 | use the separate notebooks: this plan is made for a T4's memory |",
         "",
         f"*Every figure comes from [the timetable](../docs/timetable.md), section \"The 3-hour Colab T4 class\".*",
