@@ -61,15 +61,16 @@ def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_pa
     assert all(r["settings"]["builds_on"] == fastest_precision["step"] and
                r["settings"]["precision"] == fastest_precision["settings"]["precision"]
                for r in records if r["step"] == "+ attention")
-    attention = max((r for r in standard if r["step"] == "+ attention"), key=rate)
-    if attention["settings"]["attn_implementation"] == fastest_precision["settings"]["attn_implementation"]:
-        fastest = fastest_precision          # a re-measurement of the same configuration adds nothing
-    else:
-        fastest = max(attention, fastest_precision, key=rate)
+    # the later steps build on the base the curve's chain gives them (utils/chain.py: each factor within one run,
+    # tested on its own in tests/test_steps.py): the benchmark asks the chain, never re-decides
+    from utils.chain import base_for
+    from utils.steps import curve_step, group_of
     for r in records:
         if r["step"] in ("+ speculative", "+ compile", "+ batching"):
-            assert r["settings"]["builds_on"] == fastest["step"]
-            assert r["settings"]["attn_implementation"] == fastest["settings"]["attn_implementation"]
+            expected = base_for(r["step"], records, group_of(r))
+            assert r["settings"]["builds_on"] == curve_step(expected)
+            assert r["settings"]["attn_implementation"] == expected["settings"]["attn_implementation"]
+            assert r["settings"]["precision"] == expected["settings"]["precision"]
     # the curve's table is printed, one line per step; the techniques' line appears when the
     # cheapest established step is not the target (timing on a busy 2-core machine can make the
     # target cheapest, and then there is no chain to print); the swap is always beside it
