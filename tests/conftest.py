@@ -49,3 +49,35 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
                num_attention_heads=2, num_key_value_heads=1, vocab_size=2048,
                tie_word_embeddings=True)
     return random_checkpoint(cfg, "float32", folder, tokenizer_from=OFFLINE_DIR / "tokenizer")
+
+
+# A small offline profile for tests that run the benchmark: the trained trio, minimal settings.
+QUICK = dict(description="offline models, minimal settings for tests", device="cpu",
+             target={"id": "offline:target", "revision": "local"},
+             draft={"id": "offline:draft", "revision": "local"},
+             baseline={"id": "offline:baseline", "revision": "local"},
+             precisions=["float32", "nf4"], attention=["sdpa"], prompt_tokens=[16], new_tokens=4,
+             warmup=1,           # a cold first run can outlast a warm full one: refused
+             repeats=1, batch_sizes=[1], draft_lengths=[2], gpu_price_key="cpu-laptop")
+
+
+def toml_value(value) -> str:
+    """``value`` as TOML: a string, a number, a list of them, or an inline table of strings."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+@pytest.fixture
+def quick_profile_file(tmp_path, monkeypatch):
+    """Write profile ``name`` (:data:`QUICK` with ``changes``) to a file of its own and point
+    $LLMFLATION_PROFILES_FILE at it; returns the name."""
+    def write(name: str = "quick", **changes) -> str:
+        table = dict(QUICK, **changes)
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f"[{name}]\n" + "".join(f"{k:<15}= {toml_value(v)}\n" for k, v in table.items()))
+        monkeypatch.setenv("LLMFLATION_PROFILES_FILE", str(path))
+        return name
+    return write

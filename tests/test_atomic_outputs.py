@@ -19,32 +19,10 @@ from utils.results import ResultsStore, record_problems
 ENOSPC = "No space left on device"
 
 
-QUICK = """
-[quick]
-description    = "offline models, minimal settings for tests"
-device         = "cpu"
-target         = { id = "offline:target",   revision = "local" }
-draft          = { id = "offline:draft",    revision = "local" }
-baseline       = { id = "offline:baseline", revision = "local" }
-precisions     = ["float32", "nf4"]
-attention      = ["sdpa"]
-prompt_tokens  = [16]
-new_tokens     = 4
-warmup         = 1
-repeats        = 1
-batch_sizes    = [1]
-draft_lengths  = [2]
-gpu_price_key  = "cpu-laptop"
-"""
-
-
 @pytest.fixture
-def quick_profile(tmp_path, monkeypatch):
-    """The small offline profile of tests/test_benchmark.py, in its own file beside the test's."""
-    path = tmp_path / "quick.toml"
-    path.write_text(QUICK)
-    monkeypatch.setenv("LLMFLATION_PROFILES_FILE", str(path))
-    return "quick"
+def quick_profile(quick_profile_file):
+    """The small offline profile (tests/conftest.py), SDPA alone."""
+    return quick_profile_file()
 
 
 def no_space(name) -> OSError:

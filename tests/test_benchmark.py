@@ -5,33 +5,13 @@ import pytest
 from utils import benchmark, lab
 from utils.results import ResultsStore
 
-QUICK = """
-[quick]
-description    = "offline models, minimal settings for tests"
-device         = "cpu"
-target         = { id = "offline:target",   revision = "local" }
-draft          = { id = "offline:draft",    revision = "local" }
-baseline       = { id = "offline:baseline", revision = "local" }
-precisions     = ["float32", "nf4"]
-attention      = ["eager", "sdpa", "flash_attention_2"]
-prompt_tokens  = [16, 32]
-new_tokens     = 4
-warmup         = 1          # a cold first run can outlast a warm full one: refused
-repeats        = 1
-batch_sizes    = [1, 2]
-draft_lengths  = [2]
-gpu_price_key  = "cpu-laptop"
-"""
-
-
 @pytest.fixture
-def quick_profile(tmp_path, monkeypatch):
-    path = tmp_path / "quick.toml"
-    path.write_text(QUICK)
-    monkeypatch.setenv("LLMFLATION_PROFILES_FILE", str(path))
+def quick_profile(quick_profile_file, monkeypatch):
+    """The small offline profile (tests/conftest.py) with every attention kernel and two of each size."""
     monkeypatch.setattr(benchmark, "SCORED_TOKENS", 256)
     monkeypatch.setattr(benchmark, "EM_ITEMS", 2)
-    return "quick"
+    return quick_profile_file(attention=["eager", "sdpa", "flash_attention_2"], prompt_tokens=[16, 32],
+                              batch_sizes=[1, 2])
 
 
 def test_main_job_measures_every_step_and_writes_the_curve(quick_profile, tmp_path, capsys):

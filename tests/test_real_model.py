@@ -95,31 +95,13 @@ def test_it_answers_a_real_question_and_prompt_lookup_in_nf4_gives_the_greedy_an
         free(model)
 
 
-def test_the_benchmark_prices_the_real_model_beside_the_chain_never_on_it(tmp_path, monkeypatch):
+def test_the_benchmark_prices_the_real_model_beside_the_chain_never_on_it(tmp_path, monkeypatch, quick_profile_file):
     from utils import benchmark, lab
     from utils.curve import curve_rows
     from utils.models.profiles import load_profile
     from utils.results import ResultsStore
-    quick = tmp_path / "quick.toml"
-    quick.write_text("""
-[quick]
-description    = "offline models and the real one, minimal settings for tests"
-device         = "cpu"
-target         = { id = "offline:target",   revision = "local" }
-draft          = { id = "offline:draft",    revision = "local" }
-baseline       = { id = "offline:baseline", revision = "local" }
-real           = { id = "offline:real",     revision = "local" }
-precisions     = ["float32", "nf4"]
-attention      = ["eager", "sdpa"]
-prompt_tokens  = [16]
-new_tokens     = 4
-warmup         = 1
-repeats        = 1
-batch_sizes    = [1]
-draft_lengths  = [2]
-gpu_price_key  = "cpu-laptop"
-""")
-    monkeypatch.setenv("LLMFLATION_PROFILES_FILE", str(quick))
+    quick_profile_file(description="offline models and the real one, minimal settings for tests",
+                       real={"id": "offline:real", "revision": "local"}, attention=["eager", "sdpa"])
     monkeypatch.setattr(benchmark, "SCORED_TOKENS", 64)
     monkeypatch.setattr(benchmark, "EM_ITEMS", 1)
     results = tmp_path / "r.jsonl"
